@@ -1,0 +1,431 @@
+"""Streaming structure-from-motion: one frame in, depth and pose out.
+
+:class:`SfmEstimator` is the pure core that the ROS node (and the offline evaluator) call frame by frame,
+in the spirit of DROID-SLAM's streaming ``track()``:
+
+    est = SfmEstimator(EstimatorConfig(iterations=8))
+    for image, K, stamp in frames:
+        result = est.track(image, K, stamp)     # FrameResult: depth (m), confidence, pose, covariance
+
+It owns the reference window (keyframes), chains DRO's relative poses into one trajectory, resizes
+images to the network resolution (with K rescaled), and turns bad input into specific errors or
+resets with a reason. It never imports rclpy.
+
+World frame: the optical frame of the first camera pose (x right, y down, z forward). After a reset
+the trajectory continues from the last pose, so odometry never jumps.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .geometry import PinholeCamera, pose_vec_to_matrix, rotation_angle, translation_norm, validate_intrinsics
+from .window import Keyframe, KeyframePolicy, KeyframeWindow
+
+__all__ = ['EstimatorConfig', 'FrameResult', 'InputError', 'SfmEstimator', 'TrackingState',
+           'resolve_device', 'PRECISIONS']
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ('fp32', 'fp16', 'bf16')
+_AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
+
+
+class InputError(ValueError):
+    """A frame given to the estimator is unusable (wrong type, shape, size or stamp)."""
+
+
+class TrackingState(str, enum.Enum):
+    """What the estimator could do with the latest frame."""
+
+    INITIALIZING = 'initializing'   # no reference frame yet: single-view depth, pose held
+    TRACKING = 'tracking'           # multi-view depth and a pose from DRO
+    STATIC = 'static'               # baseline too small for structure: translation held at zero
+    LOST = 'lost'                   # the network's answer was rejected; the window was reset
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' gives CUDA when available, else CPU; anything else is passed to torch.device."""
+    if device == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    dev = torch.device(device)
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'device {device!r} requested but CUDA is not available on this machine')
+    return dev
+
+
+@dataclass
+class EstimatorConfig:
+    """Settings of :class:`SfmEstimator` (the ROS parameters map onto these one to one)."""
+
+    checkpoint: Optional[str] = None     # None: the bundled default model, else random (untrained) weights
+    device: str = 'auto'
+    precision: str = 'fp32'              # fp16 / bf16 use autocast on CUDA; CPU always runs fp32
+    width: int = 320                     # network input size, multiples of 16
+    height: int = 256
+    iterations: int = 12                 # DRO update steps: the latency/accuracy knob
+    num_refs: int = 2                    # reference (key)frames per update
+    keyframe_baseline_ratio: float = 0.02
+    keyframe_rotation_deg: float = 3.0
+    keyframe_max_interval: float = 1.0   # s
+    static_baseline_ratio: float = 0.003  # translation / median depth below which the camera is static
+    max_time_gap: float = 2.0            # s; a larger gap between frames resets the window
+    max_step_ratio: float = 1.0          # a per-frame translation above this x median depth is rejected
+    max_step_rotation_deg: float = 45.0  # a per-frame rotation above this is rejected
+    min_depth: float = 0.1               # m; depth outside [min_depth, max_depth] is NaN
+    max_depth: float = 80.0
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first invalid setting."""
+        if self.precision not in PRECISIONS:
+            raise ValueError(f'precision must be one of {PRECISIONS}, got {self.precision!r}')
+        for name in ('width', 'height'):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 32 or value % 16:
+                raise ValueError(f'{name} must be a multiple of 16 and >= 32, got {value!r}')
+        if not isinstance(self.iterations, int) or not 0 <= self.iterations <= 64:
+            raise ValueError(f'iterations must be an integer in [0, 64], got {self.iterations!r}')
+        if not isinstance(self.num_refs, int) or not 1 <= self.num_refs <= 8:
+            raise ValueError(f'num_refs must be an integer in [1, 8], got {self.num_refs!r}')
+        for name in ('keyframe_baseline_ratio', 'keyframe_rotation_deg', 'keyframe_max_interval',
+                     'static_baseline_ratio', 'max_time_gap', 'max_step_ratio', 'max_step_rotation_deg'):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f'{name} must be finite and > 0, got {value!r}')
+        if not (0 < self.min_depth < self.max_depth) or not math.isfinite(self.max_depth):
+            raise ValueError(f'need 0 < min_depth < max_depth < inf, got {self.min_depth}, {self.max_depth}')
+
+
+@dataclass
+class FrameResult:
+    """The estimator's answer for one frame.
+
+    Attributes:
+        stamp: the input stamp, unchanged.
+        depth: float32 [H, W] at the input resolution, metres along optical z, NaN where invalid.
+        confidence: float32 [H, W] in [0, 1] (0 where depth is invalid).
+        T_world_cam: float64 [4, 4], camera (optical frame) pose in the world (odometry) frame.
+        covariance: float64 [6, 6] of the pose in the world frame, ROS order (x, y, z, rot x, rot y, rot z).
+        state: tracking state for this frame; ``reason`` says why when it is not TRACKING.
+        is_keyframe: the frame was added to the reference window.
+        reset: the window was reset before (or because of) this frame.
+        timings: milliseconds per stage (preprocess, features, context, init, gru_stage_k, upsample,
+            postprocess, total).
+        baseline_ratio: translation to the newest reference divided by the median depth.
+        camera: the input camera (intrinsics at the input resolution).
+    """
+
+    stamp: float
+    depth: np.ndarray
+    confidence: np.ndarray
+    T_world_cam: np.ndarray
+    covariance: np.ndarray
+    state: TrackingState
+    reason: str = ''
+    is_keyframe: bool = False
+    reset: bool = False
+    timings: Dict[str, float] = field(default_factory=dict)
+    iterations: int = 0
+    num_refs: int = 0
+    baseline_ratio: float = float('nan')
+    camera: Optional[PinholeCamera] = None
+
+
+# Per-frame pose noise model (1 sigma): a floor plus a part proportional to the motion. The
+# disagreement between references, when there are several, is added on top.
+_SIGMA_T_FLOOR = 0.002      # m (in the estimator's units)
+_SIGMA_T_REL = 0.05         # of the per-frame translation
+_SIGMA_R_FLOOR = math.radians(0.05)
+_SIGMA_R_REL = 0.05         # of the per-frame rotation angle
+LOST_COVARIANCE = 1e6
+
+
+class SfmEstimator:
+    """Streaming monocular depth and pose estimation with DRO.
+
+    Args:
+        config: settings; validated on construction.
+        model: an already built DRO model (e.g. for tests or training); overrides ``config.checkpoint``.
+    """
+
+    def __init__(self, config: EstimatorConfig | None = None, model: Optional[torch.nn.Module] = None) -> None:
+        self.config = config or EstimatorConfig()
+        self.config.validate()
+        self.device = resolve_device(self.config.device)
+        self.precision = self.config.precision
+        if self.precision != 'fp32' and self.device.type != 'cuda':
+            logger.warning('precision %s needs CUDA; running fp32 on %s', self.precision, self.device)
+            self.precision = 'fp32'
+        self.untrained = False
+        self.checkpoint: Optional[Path] = None
+        if model is None:
+            model = self._load_model(self.config.checkpoint)
+        self.model = model.to(self.device).eval()
+        self.window = KeyframeWindow(self.config.num_refs, KeyframePolicy(
+            min_baseline_ratio=self.config.keyframe_baseline_ratio,
+            min_rotation_deg=self.config.keyframe_rotation_deg,
+            max_interval=self.config.keyframe_max_interval))
+        self._iterations = self.config.iterations
+        self._T_world_cam = np.eye(4)
+        self._covariance = np.zeros((6, 6))
+        self._last_stamp: Optional[float] = None
+        self._camera: Optional[PinholeCamera] = None
+        self._net_camera: Optional[PinholeCamera] = None
+        self._frame_index = 0
+        self._pending_reset = ''
+
+    # ------------------------------------------------------------------ set-up
+    def _load_model(self, checkpoint: Optional[str]) -> torch.nn.Module:
+        from .models.dro import build_dro, load_dro
+        from .weights import default_dro_checkpoint
+
+        path = Path(checkpoint) if checkpoint else default_dro_checkpoint()
+        if path is None:
+            self.untrained = True
+            logger.warning('no DRO checkpoint given and no bundled default model: the network has RANDOM '
+                           'weights and its depth and poses are meaningless (untrained)')
+            torch.manual_seed(0)
+            return build_dro()
+        if not path.is_file():
+            raise FileNotFoundError(f'DRO checkpoint not found: {path}')
+        self.checkpoint = path
+        return load_dro(str(path), device='cpu', dtype=torch.float32)
+
+    @property
+    def iterations(self) -> int:
+        return self._iterations
+
+    @iterations.setter
+    def iterations(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
+            raise ValueError(f'iterations must be an integer in [0, 64], got {value!r}')
+        self._iterations = value
+
+    @property
+    def num_refs(self) -> int:
+        return self.window.size
+
+    @num_refs.setter
+    def num_refs(self, value: int) -> None:
+        self.window.resize(value)
+
+    @property
+    def T_world_cam(self) -> np.ndarray:
+        return self._T_world_cam.copy()
+
+    def reset(self, reason: str) -> None:
+        """Drop the reference window; the trajectory continues from the last pose."""
+        logger.info('estimator reset: %s', reason)
+        self.window.clear()
+        self._last_stamp = None
+        self._pending_reset = reason
+
+    # ------------------------------------------------------------------ input checks
+    @staticmethod
+    def _check_image(image: Any) -> np.ndarray:
+        if isinstance(image, torch.Tensor):
+            raise InputError('image must be a numpy array (H x W x 3 uint8 RGB), got a torch tensor')
+        if not isinstance(image, np.ndarray):
+            raise InputError(f'image must be a numpy array (H x W x 3 uint8 RGB), got {type(image).__name__}')
+        if image.dtype != np.uint8:
+            raise InputError(f'image must be uint8 RGB, got dtype {image.dtype}')
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise InputError(f'image must be H x W x 3 RGB (or H x W mono), got shape {image.shape}')
+        if image.shape[0] < 16 or image.shape[1] < 16:
+            raise InputError(f'image is too small ({image.shape[1]}x{image.shape[0]}), need at least 16x16')
+        return image
+
+    def _check_stamp(self, stamp: Any) -> float:
+        try:
+            stamp = float(stamp)
+        except (TypeError, ValueError):
+            raise InputError(f'stamp must be a number of seconds, got {stamp!r}') from None
+        if not math.isfinite(stamp):
+            raise InputError(f'stamp must be finite, got {stamp}')
+        if self._last_stamp is not None:
+            if stamp == self._last_stamp:
+                raise InputError(f'frame has the same stamp as the previous one ({stamp:.6f} s): duplicate')
+            if stamp < self._last_stamp:
+                self.reset(f'time went backwards by {self._last_stamp - stamp:.3f} s '
+                           f'({self._last_stamp:.3f} -> {stamp:.3f})')
+            elif stamp - self._last_stamp > self.config.max_time_gap:
+                self.reset(f'gap of {stamp - self._last_stamp:.3f} s between frames '
+                           f'exceeds max_time_gap {self.config.max_time_gap:.3f} s')
+        return stamp
+
+    def _set_camera(self, camera: PinholeCamera) -> None:
+        old = self._camera
+        if old is not None and old.width == camera.width and old.height == camera.height \
+                and np.allclose(old.K, camera.K, rtol=1e-6, atol=1e-6):
+            return
+        if old is not None and len(self.window):
+            self.reset('camera intrinsics or image size changed')
+        self._camera = camera
+        self._net_camera = camera.resized(self.config.width, self.config.height)
+
+    # ------------------------------------------------------------------ main entry
+    def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
+        w, h = self.config.width, self.config.height
+        if image.shape[0] != h or image.shape[1] != w:
+            shrinking = image.shape[0] > h and image.shape[1] > w
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        t = torch.from_numpy(np.ascontiguousarray(image)).to(self.device, non_blocking=True)
+        return t.permute(2, 0, 1).float().div_(255.0)
+
+    def _autocast(self):
+        if self.precision in _AUTOCAST_DTYPES and self.device.type == 'cuda':
+            return torch.autocast('cuda', dtype=_AUTOCAST_DTYPES[self.precision])
+        return nullcontext()
+
+    def track(self, image: np.ndarray, K: Any, stamp: float) -> FrameResult:
+        """Estimate depth and pose for one frame.
+
+        Args:
+            image: uint8 RGB [H, W, 3] (or mono [H, W]).
+            K: 3x3 intrinsics in pixels at the image's resolution.
+            stamp: seconds (sensor time); must increase. Backwards time or a large gap resets the window.
+
+        Returns:
+            :class:`FrameResult` at the input resolution.
+
+        Raises:
+            InputError / IntrinsicsError (both ValueError): the frame is unusable; the estimator's state
+            is unchanged.
+        """
+        t_start = time.perf_counter()
+        image = self._check_image(image)
+        height, width = image.shape[:2]
+        camera = PinholeCamera(validate_intrinsics(K, width, height), width, height)
+        stamp = self._check_stamp(stamp)
+        self._set_camera(camera)
+        timings: Dict[str, float] = {}
+
+        target = self._to_tensor(image)
+        K_net = torch.as_tensor(self._net_camera.K, dtype=torch.float32, device=self.device)[None]
+        timings['preprocess'] = (time.perf_counter() - t_start) * 1e3
+
+        refs_kf = self.window.references()
+        first = not refs_kf
+        if first:
+            refs = target[None, None]
+            iterations = 0
+        else:
+            refs = torch.stack([kf.image for kf in refs_kf])[None]
+            iterations = self._iterations
+
+        with torch.inference_mode(), self._autocast():
+            out = self.model(target[None], refs, K_net, iterations=iterations, timings=timings)
+        t_post = time.perf_counter()
+        inv = out.inv_depth[0, 0].float()
+        conf = getattr(out, 'confidence', None)
+        conf = conf[0, 0].float() if conf is not None else torch.ones_like(inv)
+        poses = out.poses[0].double().cpu().numpy()
+
+        reset_reason, self._pending_reset = self._pending_reset, ''
+        state, reason = TrackingState.TRACKING, ''
+        valid_inv = inv[torch.isfinite(inv) & (inv > 0)]
+        if not torch.isfinite(inv).all() or not np.all(np.isfinite(poses)) or valid_inv.numel() == 0:
+            state, reason = TrackingState.LOST, 'network output is not finite'
+            median_depth = float('nan')
+        else:
+            median_depth = float(1.0 / valid_inv.median())
+
+        baseline_ratio = float('nan')
+        T_world_cam = self._T_world_cam
+        step_cov = np.zeros((6, 6))
+        if first:
+            state, reason = TrackingState.INITIALIZING, reset_reason or 'first frame: single-view depth'
+        elif state is not TrackingState.LOST:
+            T_ref_cam = pose_vec_to_matrix(poses)           # [N, 4, 4]: T_ref_tgt per reference
+            estimates = np.stack([kf.T_world_cam @ T for kf, T in zip(refs_kf, T_ref_cam)])
+            T0 = T_ref_cam[0]
+            baseline_ratio = translation_norm(T0) / max(median_depth, 1e-6)
+            rot_deg = math.degrees(rotation_angle(T0))
+            if baseline_ratio > self.config.max_step_ratio or rot_deg > self.config.max_step_rotation_deg:
+                state = TrackingState.LOST
+                reason = (f'pose rejected: step of {baseline_ratio:.2f} x median depth and {rot_deg:.1f} deg '
+                          'exceeds max_step_ratio / max_step_rotation_deg')
+            else:
+                T_world_cam = estimates[0]
+                if baseline_ratio < self.config.static_baseline_ratio:
+                    # Too little parallax: the translation is noise. Keep the rotation, hold position.
+                    T_static = T0.copy()
+                    T_static[:3, 3] = 0.0
+                    T_world_cam = refs_kf[0].T_world_cam @ T_static
+                    state = TrackingState.STATIC
+                    reason = (f'baseline {baseline_ratio:.4f} x median depth is below static_baseline_ratio '
+                              f'{self.config.static_baseline_ratio}: translation held')
+                step_cov = self._step_covariance(T0, estimates)
+
+        if state is TrackingState.LOST:
+            self.window.clear()
+            covariance = np.eye(6) * LOST_COVARIANCE
+        else:
+            covariance = (refs_kf[0].covariance if refs_kf else self._covariance) + step_cov
+        self._T_world_cam = T_world_cam
+        if state is not TrackingState.LOST:
+            self._covariance = covariance
+
+        # Depth at the input resolution, metres, NaN outside [min_depth, max_depth].
+        inv_full = F.interpolate(inv[None, None], size=(height, width), mode='bilinear',
+                                 align_corners=False)[0, 0]
+        conf_full = F.interpolate(conf[None, None], size=(height, width), mode='bilinear',
+                                  align_corners=False)[0, 0].clamp_(0.0, 1.0)
+        depth = 1.0 / inv_full.clamp(min=1e-12)
+        valid = (inv_full > 0) & torch.isfinite(inv_full) & (depth >= self.config.min_depth) \
+            & (depth <= self.config.max_depth)
+        depth = torch.where(valid, depth, torch.full_like(depth, float('nan')))
+        conf_full = torch.where(valid, conf_full, torch.zeros_like(conf_full))
+        if state is TrackingState.LOST:
+            conf_full.zero_()
+        depth_np = depth.cpu().numpy().astype(np.float32, copy=False)
+        conf_np = conf_full.cpu().numpy().astype(np.float32, copy=False)
+
+        is_keyframe = False
+        if state is not TrackingState.LOST and math.isfinite(median_depth):
+            if self.window.wants(T_world_cam, stamp, static=state is TrackingState.STATIC):
+                self.window.push(Keyframe(image=target, T_world_cam=T_world_cam.copy(), stamp=stamp,
+                                          median_depth=median_depth, index=self._frame_index,
+                                          covariance=covariance.copy()))
+                is_keyframe = True
+        self._last_stamp = stamp
+        self._frame_index += 1
+        timings['postprocess'] = (time.perf_counter() - t_post) * 1e3
+        timings['total'] = (time.perf_counter() - t_start) * 1e3
+        if reset_reason and state is not TrackingState.INITIALIZING:
+            reason = f'{reset_reason}; {reason}' if reason else reset_reason
+        return FrameResult(stamp=stamp, depth=depth_np, confidence=conf_np, T_world_cam=T_world_cam.copy(),
+                           covariance=covariance, state=state, reason=reason, is_keyframe=is_keyframe,
+                           reset=bool(reset_reason) or state is TrackingState.LOST, timings=timings,
+                           iterations=iterations, num_refs=0 if first else len(refs_kf),
+                           baseline_ratio=baseline_ratio, camera=camera)
+
+    @staticmethod
+    def _step_covariance(T0: np.ndarray, estimates: np.ndarray) -> np.ndarray:
+        """Covariance added by one relative-pose step (world frame, ROS order)."""
+        t = translation_norm(T0)
+        angle = rotation_angle(T0)
+        var_t = (_SIGMA_T_FLOOR + _SIGMA_T_REL * t) ** 2
+        var_r = (_SIGMA_R_FLOOR + _SIGMA_R_REL * angle) ** 2
+        cov = np.diag([var_t] * 3 + [var_r] * 3)
+        if len(estimates) > 1:
+            # Disagreement between the references' answers for the same pose.
+            dt = estimates[1:, :3, 3] - estimates[0, :3, 3]
+            cov[:3, :3] += np.diag(np.mean(dt ** 2, axis=0))
+            dr = np.array([rotation_angle(e[:3, :3] @ estimates[0, :3, :3].T) for e in estimates[1:]])
+            cov[3:, 3:] += np.eye(3) * float(np.mean(dr ** 2)) / 3.0
+        return cov
+

@@ -1,0 +1,252 @@
+"""Camera and rigid-motion geometry.
+
+A pure pinhole camera model built from a CameraInfo-like record (in the spirit of image_geometry's
+``PinholeCameraModel``), intrinsics rescaling for the network resolution, project/unproject, and SE(3)
+helpers, including DRO's 6-vector pose convention.
+
+Conventions:
+    * Camera frames are optical frames (REP 103): x right, y down, z forward.
+    * ``T_a_b`` is a 4x4 matrix that maps coordinates in frame ``b`` into frame ``a``: ``X_a = T_a_b X_b``.
+    * DRO pose vectors are ``[tx, ty, tz, rx, ry, rz]`` (Euler angles in radians) with
+      ``R = Rx(rx) @ Ry(ry) @ Rz(rz)``; the vector of reference ``n`` is ``T_ref_tgt``
+      (``X_ref = R X_tgt + t``).
+    * Quaternions are ``(x, y, z, w)`` as in geometry_msgs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import kornia
+import numpy as np
+import torch
+
+__all__ = [
+    'IntrinsicsError', 'PinholeCamera', 'validate_intrinsics',
+    'pose_vec_to_matrix', 'invert_se3', 'matrix_to_quaternion', 'quaternion_to_matrix',
+    'unproject_depth', 'project_points', 'rotation_angle', 'translation_norm',
+]
+
+
+class IntrinsicsError(ValueError):
+    """Camera intrinsics or image size are invalid or inconsistent."""
+
+
+def validate_intrinsics(K: Any, width: int | None = None, height: int | None = None) -> np.ndarray:
+    """Check a 3x3 pinhole matrix and return it as float64.
+
+    Args:
+        K: array-like of shape (3, 3) or 9 values, in pixels.
+        width, height: image size the intrinsics belong to, checked against the principal point.
+
+    Raises:
+        IntrinsicsError: wrong shape, NaN/inf, non-positive focal lengths, a malformed last row, or a
+            principal point far outside the image (a K/size mismatch).
+    """
+    try:
+        K = np.asarray(K, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise IntrinsicsError(f'intrinsics are not numeric: {exc}') from None
+    if K.size == 9:
+        K = K.reshape(3, 3)
+    if K.shape != (3, 3):
+        raise IntrinsicsError(f'intrinsics must be 3x3 (or 9 values), got shape {K.shape}')
+    if not np.all(np.isfinite(K)):
+        raise IntrinsicsError(f'intrinsics contain NaN or inf: {K.tolist()}')
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    if fx <= 0 or fy <= 0:
+        raise IntrinsicsError(f'focal lengths must be positive, got fx={fx:g}, fy={fy:g} '
+                              '(an all-zero K usually means an uncalibrated camera)')
+    if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0.0:
+        raise IntrinsicsError(f'intrinsics must have the form [[fx,s,cx],[0,fy,cy],[0,0,1]], got {K.tolist()}')
+    if width is not None and height is not None:
+        if width <= 0 or height <= 0:
+            raise IntrinsicsError(f'image size must be positive, got {width}x{height}')
+        # A principal point outside the image almost always means K belongs to another resolution.
+        if not (-0.25 * width <= cx <= 1.25 * width and -0.25 * height <= cy <= 1.25 * height):
+            raise IntrinsicsError(
+                f'principal point ({cx:.1f}, {cy:.1f}) does not fit a {width}x{height} image: '
+                'the intrinsics belong to another resolution (K/size mismatch)')
+    return K
+
+
+@dataclass(frozen=True)
+class PinholeCamera:
+    """A pinhole camera: intrinsics ``K`` (pixels) for an image of ``width`` x ``height``.
+
+    Distortion coefficients are carried along but not applied: the network expects rectified images
+    (``image_rect``), as image_proc produces.
+    """
+
+    K: np.ndarray
+    width: int
+    height: int
+    D: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    frame_id: str = ''
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'K', validate_intrinsics(self.K, self.width, self.height))
+        object.__setattr__(self, 'width', int(self.width))
+        object.__setattr__(self, 'height', int(self.height))
+        object.__setattr__(self, 'D', np.asarray(self.D, dtype=np.float64).ravel())
+
+    @classmethod
+    def from_camera_info(cls, info: Any) -> 'PinholeCamera':
+        """Build from a ``sensor_msgs/CameraInfo`` (or any object with ``k``/``K``, width, height, d)."""
+        k = getattr(info, 'k', None)
+        if k is None:
+            k = getattr(info, 'K')
+        d = getattr(info, 'd', None)
+        if d is None:
+            d = getattr(info, 'D', ())
+        header = getattr(info, 'header', None)
+        frame_id = getattr(header, 'frame_id', '') if header is not None else ''
+        return cls(K=np.asarray(k, dtype=np.float64).reshape(3, 3), width=int(info.width),
+                   height=int(info.height), D=np.asarray(d, dtype=np.float64), frame_id=frame_id)
+
+    @property
+    def fx(self) -> float:
+        return float(self.K[0, 0])
+
+    @property
+    def fy(self) -> float:
+        return float(self.K[1, 1])
+
+    @property
+    def cx(self) -> float:
+        return float(self.K[0, 2])
+
+    @property
+    def cy(self) -> float:
+        return float(self.K[1, 2])
+
+    def resized(self, width: int, height: int) -> 'PinholeCamera':
+        """The same camera for the image resized to ``width`` x ``height``.
+
+        Pixel-centre convention: a pixel's centre (u + 0.5) scales with the image, so
+        ``cx' = (cx + 0.5) * sx - 0.5``. This matches ``cv2.resize`` and bilinear interpolation with
+        ``align_corners=False``.
+        """
+        sx, sy = width / self.width, height / self.height
+        K = self.K.copy()
+        K[0, 0] *= sx
+        K[0, 1] *= sx
+        K[1, 1] *= sy
+        K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
+        K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
+        return PinholeCamera(K, width, height, self.D, self.frame_id)
+
+    def cropped(self, x0: int, y0: int, width: int, height: int) -> 'PinholeCamera':
+        """The same camera for the crop with top-left corner (x0, y0) and the given size."""
+        if x0 < 0 or y0 < 0 or x0 + width > self.width or y0 + height > self.height:
+            raise IntrinsicsError(f'crop ({x0},{y0},{width}x{height}) is outside the '
+                                  f'{self.width}x{self.height} image')
+        K = self.K.copy()
+        K[0, 2] -= x0
+        K[1, 2] -= y0
+        return PinholeCamera(K, width, height, self.D, self.frame_id)
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """Project camera-frame points [..., 3] to pixels [..., 2] (points must have z > 0)."""
+        return project_points(points, self.K)
+
+    def unproject(self, depth: np.ndarray) -> np.ndarray:
+        """Back-project a depth map [H, W] (metres along z) to camera-frame points [H, W, 3]."""
+        if depth.shape != (self.height, self.width):
+            raise IntrinsicsError(f'depth map is {depth.shape[1]}x{depth.shape[0]}, '
+                                  f'camera is {self.width}x{self.height}')
+        return unproject_depth(depth, self.K)
+
+
+def project_points(points: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pinhole projection of points [..., 3] with intrinsics K [3, 3]; returns pixels [..., 2]."""
+    p = np.asarray(points, dtype=np.float64)
+    uvw = p @ np.asarray(K, dtype=np.float64).T
+    return uvw[..., :2] / uvw[..., 2:3]
+
+
+def unproject_depth(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Back-project depth [H, W] (metres along optical z) into points [H, W, 3]; NaN stays NaN."""
+    h, w = depth.shape
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    u = np.arange(w, dtype=np.float64)[None, :]
+    v = np.arange(h, dtype=np.float64)[:, None]
+    z = depth.astype(np.float64)
+    x = (u - cx - K[0, 1] * (v - cy) / fy) / fx * z
+    y = (v - cy) / fy * z
+    return np.stack([x, y, z], axis=-1)
+
+
+def _rot_x(a: torch.Tensor) -> torch.Tensor:
+    c, s, o, z = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
+    return torch.stack([o, z, z, z, c, -s, z, s, c], -1).reshape(*a.shape, 3, 3)
+
+
+def _rot_y(a: torch.Tensor) -> torch.Tensor:
+    c, s, o, z = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
+    return torch.stack([c, z, s, z, o, z, -s, z, c], -1).reshape(*a.shape, 3, 3)
+
+
+def _rot_z(a: torch.Tensor) -> torch.Tensor:
+    c, s, o, z = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
+    return torch.stack([c, -s, z, s, c, z, z, z, o], -1).reshape(*a.shape, 3, 3)
+
+
+def pose_vec_to_matrix(vec: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """DRO pose vectors [..., 6] = [tx, ty, tz, rx, ry, rz] to 4x4 matrices [..., 4, 4].
+
+    ``R = Rx(rx) @ Ry(ry) @ Rz(rz)``, translation unscaled. The result is ``T_ref_tgt``.
+    Numpy in gives numpy (float64) out.
+    """
+    is_np = isinstance(vec, np.ndarray)
+    v = torch.as_tensor(vec, dtype=torch.float64) if is_np else vec
+    if v.shape[-1] != 6:
+        raise ValueError(f'pose vectors must have 6 values in the last dimension, got shape {tuple(v.shape)}')
+    R = _rot_x(v[..., 3]) @ _rot_y(v[..., 4]) @ _rot_z(v[..., 5])
+    T = torch.zeros(*v.shape[:-1], 4, 4, dtype=v.dtype, device=v.device)
+    T[..., :3, :3] = R
+    T[..., :3, 3] = v[..., :3]
+    T[..., 3, 3] = 1.0
+    return T.numpy() if is_np else T
+
+
+def invert_se3(T: np.ndarray) -> np.ndarray:
+    """Inverse of rigid transforms [..., 4, 4] (closed form, no general matrix inverse)."""
+    T = np.asarray(T, dtype=np.float64)
+    R = T[..., :3, :3]
+    t = T[..., :3, 3:]
+    out = np.zeros_like(T)
+    Rt = np.swapaxes(R, -1, -2)
+    out[..., :3, :3] = Rt
+    out[..., :3, 3:] = -Rt @ t
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
+    """Rotation matrices [..., 3, 3] to unit quaternions [..., 4] in ROS order (x, y, z, w), w >= 0."""
+    R = np.asarray(R, dtype=np.float64)
+    q_wxyz = kornia.geometry.conversions.rotation_matrix_to_quaternion(torch.from_numpy(R)).numpy()
+    q = np.concatenate([q_wxyz[..., 1:], q_wxyz[..., :1]], axis=-1)
+    q = np.where(q[..., 3:4] < 0, -q, q)
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def quaternion_to_matrix(q: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Quaternions [..., 4] in ROS order (x, y, z, w) to rotation matrices [..., 3, 3]."""
+    q = np.asarray(q, dtype=np.float64)
+    q_wxyz = np.concatenate([q[..., 3:], q[..., :3]], axis=-1)
+    q_wxyz = q_wxyz / np.linalg.norm(q_wxyz, axis=-1, keepdims=True)
+    return kornia.geometry.conversions.quaternion_to_rotation_matrix(torch.from_numpy(q_wxyz)).numpy()
+
+
+def rotation_angle(T: np.ndarray) -> float:
+    """Rotation angle (radians) of a rigid transform or rotation matrix."""
+    R = np.asarray(T)[:3, :3]
+    c = (np.trace(R) - 1.0) / 2.0
+    return float(np.arccos(np.clip(c, -1.0, 1.0)))
+
+
+def translation_norm(T: np.ndarray) -> float:
+    """Length of a rigid transform's translation."""
+    return float(np.linalg.norm(np.asarray(T)[:3, 3]))
