@@ -1,0 +1,49 @@
+"""`dro-depth` command line: train, eval, bench, demo, synth.
+
+    dro-depth train --config dro_depth/configs/default_model.yaml --out runs/default
+    dro-depth eval --bag PATH --image-topic /camera/image --camera-info-topic /camera/camera_info --out DIR
+    dro-depth synth --out data/seq --kind indoor --seed 3 --frames 60 --storage mcap
+    dro-depth bench
+    dro-depth demo
+
+Each subcommand lives in its own module; this file only dispatches.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import List, Optional
+
+COMMANDS = {
+    'train': ('dro_depth.train', 'Train DRO (supervised or self-supervised) on synthetic scenes, bags or folders'),
+    'eval': ('dro_depth.eval', 'Run the estimator over a ROS 2 bag and report depth/pose metrics'),
+    'synth': ('dro_depth.data.synth_cli', 'Generate synthetic sequences as ROS 2 bags or folders'),
+    'bench': ('dro_depth.bench', 'Latency table of the network stages'),
+    'demo': ('dro_depth.demo', 'The ROS demo on the embedded default sequence'),
+}
+
+
+def usage() -> str:
+    lines = ['usage: dro-depth <command> [options]', '', 'commands:']
+    lines += [f'  {name:<7} {help_}' for name, (_, help_) in COMMANDS.items()]
+    lines += ['', "Run 'dro-depth <command> --help' for a command's options."]
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ('-h', '--help'):
+        print(usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"dro-depth: unknown command '{name}'\n\n{usage()}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
