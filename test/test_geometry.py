@@ -93,3 +93,18 @@ def test_unproject_depth_nan_stays_nan():
     p = unproject_depth(d, np.array([[2.0, 0, 2], [0, 2, 1.5], [0, 0, 1]]))
     assert np.isnan(p[1, 2]).all() and np.isfinite(p[0, 0]).all()
     np.testing.assert_allclose(p[..., 2][~np.isnan(d)], 2.0)
+
+
+def test_quaternions_agree_with_kornia():
+    import kornia
+    rng = np.random.default_rng(1)
+    vecs = np.concatenate([rng.normal(size=(50, 3)), rng.uniform(-3, 3, (50, 3))], axis=1)
+    vecs[:5, 3:] = [[np.pi, 0, 0], [0, np.pi, 0], [0, 0, np.pi], [0, 0, 0], [np.pi / 2, 0, np.pi]]
+    R = pose_vec_to_matrix(vecs)[:, :3, :3]
+    q = matrix_to_quaternion(R)
+    ref_wxyz = kornia.geometry.conversions.rotation_matrix_to_quaternion(torch.from_numpy(R)).numpy()
+    ref = np.concatenate([ref_wxyz[:, 1:], ref_wxyz[:, :1]], axis=1)
+    # q and -q are the same rotation.
+    err = np.minimum(np.abs(q - ref).max(1), np.abs(q + ref).max(1))
+    assert err.max() < 1e-6
+    np.testing.assert_allclose(quaternion_to_matrix(q), R, atol=1e-12)

@@ -10,57 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dro_depth.geometry import matrix_to_quaternion, quaternion_to_matrix
 
-def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
-    """``(..., 4)`` quaternions (x, y, z, w) -> ``(..., 3, 3)`` rotation matrices (normalised first)."""
-    q = np.asarray(q, np.float64)
-    if q.shape[-1] != 4:
-        raise ValueError(f'quaternions must have 4 components (x, y, z, w), got shape {q.shape}')
-    n = np.linalg.norm(q, axis=-1, keepdims=True)
-    if np.any(n < 1e-12) or not np.all(np.isfinite(q)):
-        raise ValueError('quaternions must be finite and non-zero')
-    x, y, z, w = np.moveaxis(q / n, -1, 0)
-    R = np.empty(q.shape[:-1] + (3, 3))
-    R[..., 0, 0] = 1 - 2 * (y * y + z * z)
-    R[..., 0, 1] = 2 * (x * y - z * w)
-    R[..., 0, 2] = 2 * (x * z + y * w)
-    R[..., 1, 0] = 2 * (x * y + z * w)
-    R[..., 1, 1] = 1 - 2 * (x * x + z * z)
-    R[..., 1, 2] = 2 * (y * z - x * w)
-    R[..., 2, 0] = 2 * (x * z - y * w)
-    R[..., 2, 1] = 2 * (y * z + x * w)
-    R[..., 2, 2] = 1 - 2 * (x * x + y * y)
-    return R
-
-
-def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
-    """``(..., 3, 3)`` rotation matrices -> ``(..., 4)`` unit quaternions (x, y, z, w), ``w >= 0``.
-
-    Uses the numerically stable branch on the largest diagonal term (Shepperd's method).
-    """
-    R = np.asarray(R, np.float64)
-    if R.shape[-2:] != (3, 3):
-        raise ValueError(f'rotation matrices must be (..., 3, 3), got {R.shape}')
-    flat = R.reshape(-1, 3, 3)
-    out = np.empty((len(flat), 4))
-    for i, m in enumerate(flat):
-        tr = np.trace(m)
-        if tr > 0:
-            s = 2.0 * np.sqrt(tr + 1.0)
-            q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
-        elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-            s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-            q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
-        elif m[1, 1] > m[2, 2]:
-            s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-            q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
-        else:
-            s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-            q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
-        q = np.asarray(q)
-        q /= np.linalg.norm(q)
-        out[i] = -q if q[3] < 0 else q
-    return out.reshape(R.shape[:-2] + (4,))
+__all__ = ['matrix_to_quaternion', 'quaternion_to_matrix', 'pose_to_tq', 'tq_to_pose', 'write_tum', 'read_tum']
 
 
 def pose_to_tq(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,241 @@
+"""The node's parameters: one table that declarations, validation, config/sfm.yaml and the launch file
+all follow.
+
+This module imports no ROS package at import time, so the launch-file test (and tools) can read the
+table without a ROS runtime. :func:`declare_parameters` builds ``rcl_interfaces`` descriptors with
+ranges (``IntegerRange`` / ``FloatingPointRange``), and read-only flags for everything that cannot change
+while the node runs. Changing a run-time parameter goes through :func:`validate` as well, so
+``ros2 param set /sfm_node iterations 100`` is rejected with a reason.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+
+__all__ = ['ParamSpec', 'PARAMETERS', 'PARAMETER_NAMES', 'DYNAMIC_PARAMETERS', 'ParameterError', 'spec',
+           'validate', 'validate_all', 'defaults', 'declare_parameters', 'estimator_config']
+
+
+class ParameterError(ValueError):
+    """A parameter value is invalid; the message names the parameter and the rule."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One declared parameter.
+
+    Attributes:
+        name: parameter name (also the YAML key under ``sfm_node: ros__parameters:``).
+        default: default value; its Python type is the parameter's type.
+        description: shown by ``ros2 param describe``.
+        low, high: inclusive numeric range (integer or floating-point range in the descriptor).
+        step: integer step of the range (``value = low + k * step``); 0 = any.
+        choices: allowed string values (checked by :func:`validate`, listed in the descriptor).
+        dynamic: may be changed while the node runs (``ros2 param set``); all others are read-only.
+        constraint: extra rule in words (descriptor's ``additional_constraints``).
+    """
+
+    name: str
+    default: Any
+    description: str
+    low: Optional[float] = None
+    high: Optional[float] = None
+    step: int = 0
+    choices: Tuple[str, ...] = ()
+    dynamic: bool = False
+    constraint: str = ''
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+
+_DEVICE_RE = re.compile(r'^(auto|cpu|cuda(:\d+)?|mps|xpu(:\d+)?)$')
+
+PARAMETERS: Tuple[ParamSpec, ...] = (
+    # --- model / estimator
+    ParamSpec('checkpoint', '', "DRO checkpoint (.safetensors or weights-only .pt); '' = the bundled default "
+              'model, or random (UNTRAINED) weights while the package ships none'),
+    ParamSpec('device', 'auto', "torch device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'",
+              constraint="auto | cpu | cuda | cuda:N"),
+    ParamSpec('precision', 'fp32', 'inference precision; fp16/bf16 use autocast on CUDA only',
+              choices=('fp32', 'fp16', 'bf16')),
+    ParamSpec('cpu_threads', 0, "torch intra-op threads for CPU inference; 0 = torch's default (one per "
+              'core). On a small shared CPU, 1 avoids spinning threads fighting the executor and camera '
+              'drivers',
+              low=0, high=256, step=1),
+    ParamSpec('width', 320, 'network input width in pixels (images are resized; outputs keep the input size)',
+              low=32, high=2048, step=16),
+    ParamSpec('height', 256, 'network input height in pixels', low=32, high=2048, step=16),
+    ParamSpec('iterations', 12, 'DRO update iterations per frame: the latency / accuracy knob (run-time)',
+              low=0, high=64, step=1, dynamic=True),
+    ParamSpec('num_refs', 2, 'reference keyframes per update (run-time; a smaller value drops the oldest)',
+              low=1, high=8, step=1, dynamic=True),
+    ParamSpec('keyframe_baseline_ratio', 0.02, 'translation / median depth since the newest keyframe that '
+              'makes a new keyframe', low=1e-4, high=1.0),
+    ParamSpec('keyframe_rotation_deg', 3.0, 'rotation since the newest keyframe that makes a new keyframe',
+              low=0.01, high=90.0),
+    ParamSpec('keyframe_max_interval', 1.0, 'seconds after which a moving camera makes a keyframe anyway',
+              low=0.01, high=60.0),
+    ParamSpec('static_baseline_ratio', 0.003, 'baseline / median depth below which the camera counts as '
+              'static (translation held)', low=1e-6, high=1.0),
+    ParamSpec('max_time_gap', 2.0, 'seconds between frames above which the reference window is reset',
+              low=0.01, high=3600.0),
+    ParamSpec('max_step_ratio', 1.0, 'per-frame translation / median depth above which a pose is rejected '
+              '(tracking LOST)', low=1e-3, high=100.0),
+    ParamSpec('max_step_rotation_deg', 45.0, 'per-frame rotation above which a pose is rejected',
+              low=0.1, high=180.0),
+    ParamSpec('min_depth', 0.1, 'metres; depth below is published as NaN', low=1e-3, high=1e4,
+              constraint='min_depth < max_depth'),
+    ParamSpec('max_depth', 80.0, 'metres; depth above is published as NaN', low=1e-3, high=1e4,
+              constraint='min_depth < max_depth'),
+    # --- frames
+    ParamSpec('odom_frame', 'odom', 'frame of pose, odom, path and the TF parent (REP 105)',
+              constraint='non-empty'),
+    ParamSpec('base_frame', 'base_link', 'odometry child frame (REP 105)', constraint='non-empty'),
+    ParamSpec('camera_frame', '', "optical frame of the camera; '' = the input image's header.frame_id"),
+    # --- inputs
+    ParamSpec('image_qos_reliability', 'best_effort', 'reliability of the image and camera_info '
+              'subscriptions (sensor data QoS by default)',
+              choices=('best_effort', 'reliable', 'system_default')),
+    ParamSpec('image_qos_depth', 5, 'history depth of the image and camera_info subscriptions',
+              low=1, high=100, step=1),
+    ParamSpec('camera_info_mode', 'exact', "how images find their CameraInfo: 'exact' = same stamp "
+              "(message_filters ExactTime, as image_pipeline); 'latest' = the newest CameraInfo (a driver "
+              "whose stamps differ); 'latched' = the newest CameraInfo from a transient-local publisher that "
+              'sends it once', choices=('exact', 'latest', 'latched')),
+    ParamSpec('pairing_queue_size', 10, 'images and camera infos kept while waiting for their partner',
+              low=1, high=1000, step=1),
+    # --- outputs
+    ParamSpec('publish_tf', True, 'broadcast odom -> base_frame (or odom -> camera frame when base -> camera '
+              'is not in TF); disable when another node owns that transform (REP 105)'),
+    ParamSpec('publish_points', False, 'publish the coloured point cloud on points (run-time)', dynamic=True),
+    ParamSpec('points_decimation', 4, 'keep every n-th pixel (in x and y) in the point cloud (run-time)',
+              low=1, high=64, step=1, dynamic=True),
+    ParamSpec('publish_path', True, 'publish the trajectory on path (run-time)', dynamic=True),
+    ParamSpec('path_max_length', 1000, 'poses kept in the published path', low=1, high=100000, step=1),
+    ParamSpec('publish_confidence', True, 'publish the confidence image (run-time)', dynamic=True),
+    ParamSpec('output_qos_depth', 5, 'history depth of the published topics', low=1, high=100, step=1),
+    ParamSpec('diagnostics_period', 1.0, 'seconds between /diagnostics messages', low=0.1, high=60.0),
+)
+
+_BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMETERS}
+PARAMETER_NAMES = frozenset(_BY_NAME)
+DYNAMIC_PARAMETERS = frozenset(p.name for p in PARAMETERS if p.dynamic)
+# Parameters every rclpy node has (declared by rclpy itself).
+BUILTIN_PARAMETERS = frozenset({'use_sim_time', 'start_type_description_service'})
+
+
+def spec(name: str) -> ParamSpec:
+    """The :class:`ParamSpec` of ``name``; KeyError names the known parameters."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f'unknown parameter {name!r}; known: {", ".join(sorted(_BY_NAME))}') from None
+
+
+def defaults() -> Dict[str, Any]:
+    """Name -> default value, in declaration order."""
+    return {p.name: p.default for p in PARAMETERS}
+
+
+def validate(name: str, value: Any) -> Optional[str]:
+    """Why ``value`` is not acceptable for parameter ``name``, or None if it is."""
+    if name not in _BY_NAME:
+        return f'unknown parameter {name!r}'
+    p = _BY_NAME[name]
+    if p.type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not p.type:
+        return f'{name} must be of type {p.type.__name__}, got {type(value).__name__} ({value!r})'
+    if p.type is float and not math.isfinite(value):
+        return f'{name} must be finite, got {value}'
+    if p.low is not None and p.high is not None and p.type in (int, float):
+        if not p.low <= value <= p.high:
+            return f'{name} must be in [{p.low:g}, {p.high:g}], got {value}'
+        if p.step and (value - p.low) % p.step:
+            return f'{name} must be {p.low:g} + a multiple of {p.step}, got {value}'
+    if p.choices and value not in p.choices:
+        return f'{name} must be one of {", ".join(p.choices)}, got {value!r}'
+    if name == 'device' and not _DEVICE_RE.match(value):
+        return f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}"
+    if p.constraint == 'non-empty' and not value.strip():
+        return f'{name} must not be empty'
+    return None
+
+
+def validate_all(values: Mapping[str, Any]) -> None:
+    """Check every value and the rules between them.
+
+    Raises:
+        ParameterError: naming the first invalid parameter.
+    """
+    for name, value in values.items():
+        reason = validate(name, value)
+        if reason:
+            raise ParameterError(reason)
+    lo, hi = values.get('min_depth', _BY_NAME['min_depth'].default), values.get('max_depth',
+                                                                             _BY_NAME['max_depth'].default)
+    if not lo < hi:
+        raise ParameterError(f'min_depth ({lo}) must be smaller than max_depth ({hi})')
+
+
+def _descriptor(p: ParamSpec):
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+    types = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
+             float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+    constraints = []
+    if p.choices:
+        constraints.append('one of: ' + ', '.join(p.choices))
+    if p.constraint:
+        constraints.append(p.constraint)
+    constraints.append('changeable at run time' if p.dynamic else 'read-only after start')
+    d = ParameterDescriptor(name=p.name, type=types[p.type], description=p.description,
+                            additional_constraints='; '.join(constraints), read_only=not p.dynamic)
+    if p.type is int and p.low is not None:
+        d.integer_range = [IntegerRange(from_value=int(p.low), to_value=int(p.high), step=int(p.step))]
+    elif p.type is float and p.low is not None:
+        d.floating_point_range = [
+            FloatingPointRange(from_value=float(p.low), to_value=float(p.high), step=0.0)]
+    return d
+
+
+def declare_parameters(node: Any, specs: Iterable[ParamSpec] = PARAMETERS) -> Dict[str, Any]:
+    """Declare every parameter on an ``rclpy`` node and return the validated values.
+
+    Values come from the defaults, overridden by ``--params-file`` / ``-p`` / launch overrides.
+
+    Raises:
+        ParameterError: an override has the wrong type, is out of range, or breaks a rule.
+    """
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+    values: Dict[str, Any] = {}
+    for p in specs:
+        try:
+            param = node.declare_parameter(p.name, p.default, _descriptor(p))
+        except InvalidParameterTypeException as exc:
+            raise ParameterError(f'parameter {p.name} must be of type {p.type.__name__}: {exc}') from None
+        except InvalidParameterValueException as exc:
+            raise ParameterError(f'parameter {p.name}: {exc}') from None
+        values[p.name] = param.value
+    validate_all(values)
+    return values
+
+
+def estimator_config(values: Mapping[str, Any]):
+    """The :class:`~dro_depth.estimator.EstimatorConfig` for validated parameter ``values``."""
+    from ..estimator import EstimatorConfig
+
+    return EstimatorConfig(
+        checkpoint=values['checkpoint'] or None, device=values['device'], precision=values['precision'],
+        width=values['width'], height=values['height'], iterations=values['iterations'],
+        num_refs=values['num_refs'], keyframe_baseline_ratio=values['keyframe_baseline_ratio'],
+        keyframe_rotation_deg=values['keyframe_rotation_deg'],
+        keyframe_max_interval=values['keyframe_max_interval'],
+        static_baseline_ratio=values['static_baseline_ratio'], max_time_gap=values['max_time_gap'],
+        max_step_ratio=values['max_step_ratio'], max_step_rotation_deg=values['max_step_rotation_deg'],
+        min_depth=values['min_depth'], max_depth=values['max_depth'])

@@ -1,0 +1,292 @@
+"""``sfm_node``: camera in; depth, confidence, pose, odometry, path, points, TF and diagnostics out.
+
+Subscribes (remappable):  image (sensor_msgs/Image), camera_info (sensor_msgs/CameraInfo)
+Publishes:                depth, depth/camera_info, confidence, pose, odom, path, points, /tf,
+                          /diagnostics
+Parameters:               see :mod:`dro_depth.ros.params` and config/sfm.yaml
+
+The executor thread only pairs messages and drops them into a single-slot mailbox; a worker thread
+runs :class:`~dro_depth.estimator.SfmEstimator` on the newest frame and publishes (see
+:mod:`dro_depth.ros.worker`). Bad input never stops the node: it is logged (throttled) and counted per
+reason in /diagnostics.
+
+    ros2 run dro_depth sfm_node --ros-args -r image:=/camera/image_raw \
+        -r camera_info:=/camera/camera_info --params-file config/sfm.yaml
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import rclpy
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import CameraInfo, Image
+
+from ..geometry import IntrinsicsError
+from .conversions import (COLOR_ENCODINGS, ImageConversionError, camera_from_info, image_to_rgb, stamp_to_ns,
+                          stamp_to_sec)
+from .diagnostics import DiagnosticsReporter
+from .frames import TfBridge
+from .outputs import OutputPublisher
+from .pairing import CameraPairing
+from .params import DYNAMIC_PARAMETERS, PARAMETER_NAMES, declare_parameters, estimator_config, validate
+from .qos import describe_qos, diagnostics_qos, input_qos
+from .stats import NodeStats
+from .transport import ensure_fastdds_profile
+from .worker import InferenceWorker
+
+__all__ = ['SfmNode', 'main']
+
+_THROTTLE_S = 5.0
+
+
+@dataclass
+class Frame:
+    """A paired input waiting for (or in) inference."""
+
+    image: Image
+    info: CameraInfo
+    received: float      # time.monotonic() when the pair was complete
+
+
+class SfmNode(Node):
+    """The ROS 2 skin around :class:`~dro_depth.estimator.SfmEstimator`.
+
+    Args:
+        estimator: an already built estimator (tests, embedding); built from the parameters otherwise.
+        **kwargs: passed to :class:`rclpy.node.Node` (``context``, ``cli_args``, ``parameter_overrides``).
+
+    Raises:
+        ParameterError: a parameter is invalid (the message says which and why).
+    """
+
+    def __init__(self, estimator: Any = None, node_name: str = 'sfm_node', **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        log = self.get_logger()
+        self.values: Dict[str, Any] = declare_parameters(self)
+        self.stats = NodeStats()
+        self._last_stamp_ns: Optional[int] = None
+        self._settings_lock = threading.Lock()
+        self._pending_num_refs: Optional[int] = None
+        self._last_result: Any = None
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+
+        if self.values['cpu_threads'] > 0:
+            import torch
+            torch.set_num_threads(self.values['cpu_threads'])
+        if estimator is None:
+            from ..estimator import SfmEstimator
+            estimator = SfmEstimator(estimator_config(self.values))
+        self.estimator = estimator
+        cfg = estimator.config
+        checkpoint = str(estimator.checkpoint) if getattr(estimator, 'checkpoint', None) else ''
+        if getattr(estimator, 'untrained', False):
+            log.warning('UNTRAINED: no checkpoint given and the package ships no default DRO model; the '
+                        'network has random weights, so depth, confidence and odometry are MEANINGLESS. Set '
+                        'parameter checkpoint to a trained model.')
+        log.info(f'DRO on {estimator.device} ({estimator.precision}), network {cfg.width}x{cfg.height}, '
+                 f'{estimator.iterations} iterations, {estimator.num_refs} references, checkpoint '
+                 f'{checkpoint or "(none: untrained)"}')
+
+        self.tf = TfBridge(self, self.values['publish_tf'])
+        self.outputs = OutputPublisher(self, self.values, self.tf)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', diagnostics_qos())
+        self._reporter = DiagnosticsReporter(f'{self.get_name()}: depth and odometry', str(estimator.device))
+        self.worker: InferenceWorker[Frame] = InferenceWorker(self._process, on_drop=self._on_overload)
+        self.worker.start()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        qos = input_qos(self.values['image_qos_reliability'], self.values['image_qos_depth'])
+        self.pairing = CameraPairing(
+            self, qos, self._on_pair, on_image=self._on_image,
+            on_info=lambda msg: self.stats.camera_info_received(), on_unpaired=self._on_unpaired,
+            mode=self.values['camera_info_mode'], queue_size=self.values['pairing_queue_size'])
+        self._diag_timer = self.create_timer(self.values['diagnostics_period'], self.publish_diagnostics,
+                                             clock=self._steady)
+        topics = f'{self.resolve_topic_name("image")} + {self.resolve_topic_name("camera_info")}'
+        log.info(f'listening on {topics} ({describe_qos(qos)}, CameraInfo pairing: {self.pairing.backend})')
+
+    # ------------------------------------------------------------------ executor thread
+    def _on_image(self, image: Image) -> None:
+        self.stats.image_received()
+        self.get_logger().debug(f'image {stamp_to_ns(image.header.stamp)} {image.width}x{image.height} '
+                                f'{image.encoding}')
+
+    def _on_pair(self, image: Image, info: CameraInfo) -> None:
+        self.stats.pair()
+        if image.encoding.lower() not in COLOR_ENCODINGS:
+            self.stats.drop('bad_encoding', f'encoding {image.encoding!r} is not one of '
+                                            f'{", ".join(COLOR_ENCODINGS)}')
+            self.get_logger().error(f'skipping image with unsupported encoding {image.encoding!r}: accepted '
+                                    f'are {", ".join(COLOR_ENCODINGS)} (counted in /diagnostics as '
+                                    'bad_encoding)',
+                                    throttle_duration_sec=_THROTTLE_S)
+            return
+        self.worker.submit(Frame(image, info, time.monotonic()))
+        self.stats.queue_depth(self.worker.waiting())
+
+    def _on_overload(self, frame: Frame) -> None:
+        self.stats.drop('overload', 'a newer frame arrived before inference finished (the newest is kept)')
+
+    def _on_unpaired(self, image: Image, reason: str) -> None:
+        self.stats.drop('unpaired', reason)
+        self.get_logger().warning(f'image at {stamp_to_sec(image.header.stamp):.6f} s skipped: {reason} '
+                                  f'(camera_info topic {self.resolve_topic_name("camera_info")})',
+                                  throttle_duration_sec=_THROTTLE_S)
+
+    def _on_set_parameters(self, params: List[Any]) -> SetParametersResult:
+        updates: Dict[str, Any] = {}
+        for p in params:
+            if p.name not in PARAMETER_NAMES:
+                continue            # use_sim_time and other rclpy parameters
+            if p.name not in DYNAMIC_PARAMETERS:
+                return SetParametersResult(successful=False, reason=f'{p.name} is read-only after start')
+            reason = validate(p.name, p.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+            updates[p.name] = p.value
+        if 'iterations' in updates:
+            self.estimator.iterations = updates['iterations']     # read once per frame by the estimator
+        if 'num_refs' in updates:
+            with self._settings_lock:
+                self._pending_num_refs = updates['num_refs']      # applied by the worker between frames
+        self.values.update(updates)
+        if updates:
+            self.get_logger().info('parameters changed: ' + ', '.join(f'{k}={v}' for k, v in updates.items()))
+        return SetParametersResult(successful=True)
+
+    def publish_diagnostics(self) -> None:
+        if self.pairing.backend.startswith('message_filters'):
+            # message_filters drops unpaired images silently: take the count the pairing derives
+            self.stats.set_drops('unpaired', self.pairing.unpaired(),
+                                 'no CameraInfo with the same stamp arrived (message_filters queue)')
+        snapshot = self.stats.snapshot()
+        status = self._reporter.status(snapshot, self.diagnostics_info())
+        self._diag_pub.publish(self._reporter.array(status, self.get_clock().now().to_msg()))
+
+    def diagnostics_info(self) -> Dict[str, Any]:
+        est = self.estimator
+        result = self._last_result
+        info: Dict[str, Any] = {
+            'queue_depth': self.worker.waiting(),                      # frames waiting: 0 or 1
+            'in_inference': self.worker.queue_depth() - self.worker.waiting(),
+            'pending_unpaired': self.pairing.pending_unpaired(),
+            'camera_info_age_s': self.pairing.seconds_since_camera_info(),
+            'device': str(est.device),
+            'precision': est.precision,
+            'network_size': f'{est.config.width}x{est.config.height}',
+            'cpu_threads': _torch_threads(),
+            'iterations': est.iterations,
+            'num_refs': est.num_refs,
+            'tracking_state': getattr(result.state, 'value', 'waiting') if result is not None else 'waiting',
+            'tracking_reason': result.reason if result is not None else '',
+            'iterations_last_frame': result.iterations if result is not None else 0,
+            'refs_last_frame': result.num_refs if result is not None else 0,
+            'untrained': bool(getattr(est, 'untrained', False)),
+            'checkpoint': str(est.checkpoint) if getattr(est, 'checkpoint', None) else '',
+            'pairing': self.pairing.backend,
+            'path_length': self.outputs.path_length(),
+            'worker_alive': self.worker.alive,
+            'rss_mb': _rss_mb(),
+        }
+        info.update(self.outputs.info())
+        return info
+
+    # ------------------------------------------------------------------ worker thread
+    def _process(self, frame: Frame) -> None:
+        with self._settings_lock:
+            num_refs, self._pending_num_refs = self._pending_num_refs, None
+        if num_refs is not None:
+            self.estimator.num_refs = num_refs
+        image, info = frame.image, frame.info
+        stamp_ns = stamp_to_ns(image.header.stamp)
+        if stamp_ns == self._last_stamp_ns:
+            self._bad('duplicate_stamp', f'image has the same stamp as the previous frame '
+                                         f'({stamp_to_sec(image.header.stamp):.6f} s)')
+            return
+        try:
+            rgb = image_to_rgb(image)
+            camera = camera_from_info(info, int(image.width), int(image.height))
+            t0 = time.perf_counter()
+            result = self.estimator.track(rgb, camera.K, stamp_to_sec(image.header.stamp))
+            inference_ms = (time.perf_counter() - t0) * 1e3
+        except (ImageConversionError, IntrinsicsError, ValueError) as exc:
+            self._bad('bad_input', f'{type(exc).__name__}: {exc}')
+            return
+        self._last_stamp_ns = stamp_ns
+        self._last_result = result
+        self.stats.frame_processed(inference_ms)
+        if self.worker.stopping:
+            return
+        t1 = time.perf_counter()
+        self.outputs.publish(result, image, info, rgb)
+        publish_ms = (time.perf_counter() - t1) * 1e3
+        now_ns = self.get_clock().now().nanoseconds
+        self.stats.frame_published((time.monotonic() - frame.received) * 1e3, (now_ns - stamp_ns) * 1e-6,
+                                   publish_ms)
+        if result.state.value == 'lost':
+            self.get_logger().warning(f'tracking lost: {result.reason}', throttle_duration_sec=_THROTTLE_S)
+
+    def _bad(self, reason: str, detail: str) -> None:
+        self.stats.drop(reason, detail)
+        self.get_logger().warning(f'frame skipped ({reason}): {detail}', throttle_duration_sec=_THROTTLE_S)
+
+    # ------------------------------------------------------------------ shutdown
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the worker (after its current frame) and drop the subscriptions."""
+        if not self.worker.stop(timeout):
+            self.get_logger().warning(f'inference thread did not stop within {timeout:.0f} s')
+        self.tf.close()
+
+    def destroy_node(self) -> None:
+        self.shutdown()
+        super().destroy_node()
+
+
+def _torch_threads() -> int:
+    import torch
+    return torch.get_num_threads()
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process in MiB (Linux /proc; NaN elsewhere)."""
+    try:
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
+    except (OSError, ValueError, IndexError):
+        return float('nan')
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Run the node until SIGINT / SIGTERM; exit code 0 on a clean shutdown, 2 on invalid parameters."""
+    ensure_fastdds_profile()
+    logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
+    rclpy.init(args=args)
+    node: Optional[SfmNode] = None
+    code = 0
+    try:
+        node = SfmNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, FileNotFoundError) as exc:   # ParameterError, a bad device or checkpoint
+        rclpy.logging.get_logger('sfm_node').fatal(str(exc))
+        code = 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())
