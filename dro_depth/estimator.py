@@ -326,8 +326,11 @@ class SfmEstimator:
             refs = torch.stack([kf.image for kf in refs_kf])[None]
             iterations = self._iterations
 
+        cached = [kf.features for kf in refs_kf]
+        ref_features = torch.stack(cached)[None] if cached and all(f is not None for f in cached) else None
         with torch.inference_mode(), self._autocast():
-            out = self.model(target[None], refs, K_net, iterations=iterations, timings=timings)
+            out = self.model(target[None], refs, K_net, iterations=iterations, timings=timings,
+                             ref_features=ref_features)
         t_post = time.perf_counter()
         inv = out.inv_depth[0, 0].float()
         conf = getattr(out, 'confidence', None)
@@ -397,9 +400,16 @@ class SfmEstimator:
         is_keyframe = False
         if state is not TrackingState.LOST and math.isfinite(median_depth):
             if self.window.wants(T_world_cam, stamp, static=state is TrackingState.STATIC):
+                # Keep the keyframe's features: later frames then encode only themselves.
+                features = None
+                if hasattr(self.model, 'features'):
+                    t_kf = time.perf_counter()
+                    with torch.inference_mode(), self._autocast():
+                        features = self.model.features(target[None])[0]
+                    timings['keyframe_features'] = (time.perf_counter() - t_kf) * 1e3
                 self.window.push(Keyframe(image=target, T_world_cam=T_world_cam.copy(), stamp=stamp,
                                           median_depth=median_depth, index=self._frame_index,
-                                          covariance=covariance.copy()))
+                                          covariance=covariance.copy(), features=features))
                 is_keyframe = True
         self._last_stamp = stamp
         self._frame_index += 1

@@ -29,6 +29,7 @@ class Keyframe:
     median_depth: float          # of the frame's own depth estimate, for a scale-free baseline test
     index: int                   # frame counter
     covariance: np.ndarray = field(default_factory=lambda: np.zeros((6, 6)))  # of T_world_cam
+    features: Optional[torch.Tensor] = None   # cached DRO fnet features [C, h/8, w/8], if the model has them
 
 
 @dataclass(frozen=True)
