@@ -1,0 +1,136 @@
+"""Light metric-depth model: ResNet-18 features + small DPT decoder + the (width-configurable) ZoeDepth head.
+
+The core returns what the metric head reads from MiDaS: rel_depth ``(B,H,W)`` and ``[out_conv (32 ch, full
+res), l4_rn, r4, r3, r2, r1]`` with a configurable width instead of 256. ResNet key names follow torchvision
+(``conv1``, ``bn1``, ``layer{1..4}.{0,1}.conv1`` ..., ``downsample.0/.1``) so ImageNet weights could be loaded
+into ``core.encoder``. No weights ship with it: it is meant to be trained (e.g. on synthetic scenes).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dro_depth.models.metric.config import ZoeDepthHeadConfig
+from dro_depth.models.metric.dpt import DPTDecoder
+from dro_depth.models.metric.zoedepth import ZoeDepth
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block (3x3-BN-ReLU-3x3-BN + shortcut, ReLU) with trainable BatchNorm."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample: Optional[nn.Sequential] = None
+        if stride != 1 or in_planes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
+                                            nn.BatchNorm2d(planes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet18Features(nn.Module):
+    """ResNet-18 trunk returning ``layer1..layer4`` (strides 4, 8, 16, 32; 64, 128, 256, 512 channels)."""
+
+    channels: Tuple[int, int, int, int] = (64, 128, 256, 512)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        planes = (64, 64, 128, 256, 512)
+        for i in range(4):
+            stride = 1 if i == 0 else 2
+            self.add_module(f'layer{i + 1}', nn.Sequential(BasicBlock(planes[i], planes[i + 1], stride),
+                                                           BasicBlock(planes[i + 1], planes[i + 1])))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+
+    def forward(self, x: Tensor) -> List[Tensor]:
+        """Args: x ``(B, 3, H, W)``, H and W multiples of 32. Returns the four stage outputs."""
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        feats = []
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = layer(x)
+            feats.append(x)
+        return feats
+
+
+class LightCore(nn.Module):
+    """ResNet-18 + DPT fusion decoder of width ``width``: the MidasCore interface at a fraction of the cost.
+
+    ``output_stride=1`` gives out_conv / rel_depth at the network resolution like MiDaS; ``2`` keeps them at
+    half resolution (the metric head then runs at half resolution too, ~2x faster overall; ``infer()``
+    resizes the metric depth back to the input size either way).
+    """
+
+    def __init__(self, width: int = 64, out_conv_channels: int = 32, output_stride: int = 1) -> None:
+        super().__init__()
+        if width < 2 or width % 2:
+            raise ValueError(f'width must be an even number >= 2, got {width}')
+        self.width = width
+        self.out_conv_channels = out_conv_channels
+        self.output_stride = output_stride
+        self.encoder = ResNet18Features()
+        self.decoder = DPTDecoder(ResNet18Features.channels, features=width,
+                                  head_features_2=out_conv_channels, output_stride=output_stride)
+
+    @property
+    def output_channels(self) -> Tuple[int, ...]:
+        return (self.out_conv_channels,) + (self.width,) * 5
+
+    def forward(self, x: Tensor, intermediates: Optional[Dict[str, Tensor]] = None
+                ) -> Tuple[Tensor, List[Tensor]]:
+        """Args: x ``(B,3,H,W)`` normalised, H and W multiples of 32.
+
+        Returns: rel_depth ``(B,H,W)`` and ``[out_conv, l4_rn, r4, r3, r2, r1]``.
+        """
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[-2] % 32 or x.shape[-1] % 32:
+            raise ValueError(f'LightCore needs (B, 3, H, W) with H, W multiples of 32, got {tuple(x.shape)}')
+        return self.decoder(self.encoder(x), intermediates)
+
+
+def light_head_config(domain: str = 'N', width: int = 64, **overrides) -> ZoeDepthHeadConfig:
+    """Released N / NK head maths with the core widths set to ``width`` and the hidden widths scaled down.
+
+    ``overrides`` replace any field (e.g. ``n_bins``, ``bin_embedding_dim``).
+    """
+    key = str(domain).upper()
+    if key not in ('N', 'NK'):
+        raise ValueError(f"light model domain must be 'N' or 'NK', got {domain!r}")
+    base = ZoeDepthHeadConfig.preset(key)
+    small = dict(btlnck_channels=width, block_channels=(width,) * 4, bin_embedding_dim=64,
+                 seed_mlp_dim=min(base.seed_mlp_dim, 2 * width), seed_projector_mlp_dim=64,
+                 projector_mlp_dim=64, attractor_mlp_dim=64)
+    small.update(overrides)
+    return replace(base, **small)
+
+
+def build_light_zoedepth(domain: str = 'N', width: int = 64, img_size: Tuple[int, int] = (384, 512),
+                         keep_aspect_ratio: bool = True, output_stride: int = 1,
+                         core_dtype: Optional[torch.dtype] = None, **head_overrides) -> ZoeDepth:
+    """Light metric model with the :class:`ZoeDepth` API (``forward``, ``infer``, ``.metric_depth``).
+
+    Args:
+        domain: ``'N'`` (one head, uses rel_depth) or ``'NK'`` (two heads + router, per-image routing).
+        width: decoder / head input width (256 in the released models).
+        img_size: network size of the resize rule.
+        output_stride: 1 (out_conv and metric depth at network resolution) or 2 (half; faster).
+        core_dtype: e.g. ``torch.bfloat16``: ResNet + decoder weights in that dtype for fast CPU inference
+            (the head stays float32); leave None for training.
+        head_overrides: fields of :class:`ZoeDepthHeadConfig`.
+    """
+    core = LightCore(width, output_stride=output_stride)
+    return ZoeDepth(core, light_head_config(domain, width, **head_overrides), img_size, keep_aspect_ratio,
+                    core_dtype=core_dtype)
