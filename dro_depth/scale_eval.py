@@ -175,6 +175,7 @@ def simulate(n_frames: int, rng: np.random.Generator, s_true: Callable[[int], fl
     T_raw = np.eye(4)
     pending: Dict[int, tuple] = {}
     published = np.zeros((n_frames, 4, 4))
+    T_prev_raw = np.eye(4)
     for i in range(n_frames):
         if i:
             T_rel = np.linalg.inv(truth[i - 1]) @ truth[i]

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from reference_data import reference_dir
 from dro_depth.models.checkpoints import CheckpointError, parse_version, read_checkpoint
 from dro_depth.models.dro import DRONet, build_dro, load_dro, save_dro
 
 
-def _reference_dir() -> Path:
-    env = os.environ.get('DRO_DEPTH_REFERENCE')
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / 'shared' / 'reference'
-    return root / 'dro'
 
 
-REF = _reference_dir()
+REF = reference_dir('dro')
 CKPT = REF / 'dro_official_it12h.pt'
 SHAPES = REF / 'dro_state_dict_shapes.json'
 needs_reference = pytest.mark.skipif(not (CKPT.is_file() and SHAPES.is_file()),

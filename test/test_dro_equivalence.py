@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 import torch
 
+from reference_data import reference_dir
 from dro_depth.models.dro import load_dro
 from dro_depth.models.warp import FeatureWarper, euler_to_rotation, inv_depth_to_depth
 
 
-def _reference_dir() -> Path:
-    env = os.environ.get('DRO_DEPTH_REFERENCE')
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / 'shared' / 'reference'
-    return root / 'dro'
 
 
-REF = _reference_dir()
+REF = reference_dir('dro')
 CKPT = REF / 'dro_official_it12h.pt'
 CASE = REF / 'dro_case_public.pt'
 pytestmark = pytest.mark.skipif(not (CKPT.is_file() and CASE.is_file()),

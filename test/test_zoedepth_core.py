@@ -1,24 +1,19 @@
 """MiDaS BEiT/DPT core at reduced width vs the official float64 run (beit_core_mini.pt); pre-processing."""
 import json
-import os
-from pathlib import Path
 
 import pytest
 import torch
 
+from reference_data import reference_dir
 from dro_depth.models.metric import BeitDPTConfig, MidasCore, network_size, prepare_for_midas
 from dro_depth.models.metric.beit import relative_position_index, resize_relative_position_table
 from dro_depth.models.metric.dpt import LAYER_NAMES
 from dro_depth.models.metric.preprocess import pad_amounts
 
 
-def _reference_dir():
-    env = os.environ.get('DRO_DEPTH_REFERENCE')
-    base = Path(env) if env else Path(__file__).resolve().parents[2] / 'shared' / 'reference'
-    return base / 'zoedepth'
 
 
-REF = _reference_dir()
+REF = reference_dir('zoedepth')
 needs_ref = pytest.mark.skipif(not (REF / 'beit_core_mini.pt').is_file(),
                                reason=f'ZoeDepth reference data not found in {REF} (set DRO_DEPTH_REFERENCE)')
 

@@ -1,22 +1,17 @@
 """ZoeDepth metric heads + NK router against the official float64 outputs (zoe_head_N.pt / zoe_head_NK.pt)."""
-import os
-from pathlib import Path
 
 import pytest
 import torch
 
+from reference_data import reference_dir
 from dro_depth.models.metric import ZoeDepthHead, ZoeDepthHeadConfig
 from dro_depth.models.metric.attractors import inv_attractor
 from dro_depth.models.metric.log_binomial import LogBinomial
 
 
-def _reference_dir():
-    env = os.environ.get('DRO_DEPTH_REFERENCE')
-    base = Path(env) if env else Path(__file__).resolve().parents[2] / 'shared' / 'reference'
-    return base / 'zoedepth'
 
 
-REF = _reference_dir()
+REF = reference_dir('zoedepth')
 needs_ref = pytest.mark.skipif(not (REF / 'zoe_head_N.pt').is_file(),
                                reason=f'ZoeDepth reference data not found in {REF} (set DRO_DEPTH_REFERENCE)')
 

@@ -1,26 +1,21 @@
 """Checkpoint layout of the full ZoeD_M12_{N,K,NK} models (meta device only) and loading / inference API."""
 import json
-import os
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from reference_data import reference_dir
 from dro_depth.models.metric import (BeitDPTConfig, CheckpointMismatchError, MidasCore, ZoeDepth,
                                      ZoeDepthHead, ZoeDepthHeadConfig, build_zoedepth, load_zoedepth,
                                      read_state_dict)
 from dro_depth.models.metric.preprocess import pad_amounts
 
 
-def _reference_dir():
-    env = os.environ.get('DRO_DEPTH_REFERENCE')
-    base = Path(env) if env else Path(__file__).resolve().parents[2] / 'shared' / 'reference'
-    return base / 'zoedepth'
 
 
-REF = _reference_dir()
+REF = reference_dir('zoedepth')
 needs_ref = pytest.mark.skipif(not (REF / 'zoed_m12_nk_state_dict_shapes.json').is_file(),
                                reason=f'ZoeDepth reference data not found in {REF} (set DRO_DEPTH_REFERENCE)')
 
