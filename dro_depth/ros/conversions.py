@@ -13,6 +13,7 @@ the optical z axis, NaN where there is no estimate.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import Optional, Tuple
 
@@ -77,6 +78,18 @@ def _rows(msg: Image, bytes_per_pixel: int) -> np.ndarray:
     return full
 
 
+@functools.lru_cache(maxsize=1)
+def _cv_bridge():
+    """A ``cv_bridge.CvBridge`` where a ROS distro provides one, else None (pip-only machines)."""
+    if os.environ.get('DRO_DEPTH_NO_CV_BRIDGE'):
+        return None
+    try:
+        from cv_bridge import CvBridge
+        return CvBridge()
+    except Exception:  # noqa: BLE001 - missing, or a broken non-ROS-2 copy
+        return None
+
+
 def image_to_rgb(msg: Image) -> np.ndarray:
     """Decode a colour or mono ``sensor_msgs/Image`` for the estimator.
 
@@ -96,6 +109,13 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     if channels is None:
         raise UnsupportedEncodingError(
             f'unsupported image encoding {msg.encoding!r}: accepted are {", ".join(COLOR_ENCODINGS)}')
+    bridge = _cv_bridge()
+    if bridge is not None:     # a ROS distro: its cv_bridge decodes (the numpy path below is the fallback)
+        try:
+            out = bridge.imgmsg_to_cv2(msg, desired_encoding='mono8' if channels == 1 else 'rgb8')
+        except Exception as exc:  # noqa: BLE001 - CvBridgeError and malformed buffers
+            raise ImageConversionError(f'cv_bridge could not decode a {msg.encoding} image: {exc}') from exc
+        return np.array(out, copy=True, order='C')
     rows = _rows(msg, channels)
     h, w = int(msg.height), int(msg.width)
     if channels == 1:
