@@ -72,9 +72,10 @@ class EstimatorConfig:
     checkpoint: Optional[str] = None     # None: the bundled default model, else random (untrained) weights
     device: str = 'auto'
     precision: str = 'fp32'              # fp16 / bf16 use autocast on CUDA; CPU always runs fp32
-    width: int = 320                     # network input size, multiples of 16
-    height: int = 256
-    iterations: int = 12                 # DRO update steps: the latency/accuracy knob
+    width: int = 128                     # network input size, multiples of 16 (the bundled model's)
+    height: int = 96
+    iterations: int = 4                  # DRO update steps: the latency/accuracy knob (12 for released
+                                         # checkpoints; 4 is the bundled model's best)
     num_refs: int = 2                    # reference (key)frames per update
     keyframe_baseline_ratio: float = 0.02
     keyframe_rotation_deg: float = 3.0

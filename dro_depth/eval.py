@@ -259,7 +259,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--camera-info-topic', required=True)
     p.add_argument('--depth-gt-topic', default='')
     p.add_argument('--pose-gt-topic', default='')
-    p.add_argument('--iterations', type=int, default=12)
+    p.add_argument('--iterations', type=int, default=EstimatorConfig.iterations)
     p.add_argument('--out', default='eval_out')
     p.add_argument('--overwrite', action='store_true')
     p.add_argument('--checkpoint', default=None, help='DRO weights (default: the bundled model)')

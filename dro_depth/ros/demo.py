@@ -248,7 +248,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--frames', type=int, default=60)
     parser.add_argument('--rate', type=float, default=10.0, help='camera rate (Hz)')
     parser.add_argument('--size', default='320x256', help='camera image WIDTHxHEIGHT')
-    parser.add_argument('--network', default='160x128', help='network input WIDTHxHEIGHT (multiples of 16)')
+    parser.add_argument('--network', default='128x96', help='network input WIDTHxHEIGHT (multiples of 16)')
     parser.add_argument('--iterations', type=int, default=4)
     parser.add_argument('--num-refs', type=int, default=2)
     parser.add_argument('--checkpoint', default='', help="DRO checkpoint ('' = bundled default if any)")

@@ -66,10 +66,10 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               'core). On a small shared CPU, 1 avoids spinning threads fighting the executor and camera '
               'drivers',
               low=0, high=256, step=1),
-    ParamSpec('width', 320, 'network input width in pixels (images are resized; outputs keep the input size)',
+    ParamSpec('width', 128, 'network input width in pixels (images are resized; outputs keep the input size)',
               low=32, high=2048, step=16),
-    ParamSpec('height', 256, 'network input height in pixels', low=32, high=2048, step=16),
-    ParamSpec('iterations', 12, 'DRO update iterations per frame: the latency / accuracy knob (run-time)',
+    ParamSpec('height', 96, 'network input height in pixels', low=32, high=2048, step=16),
+    ParamSpec('iterations', 4, 'DRO update iterations per frame: the latency / accuracy knob (run-time)',
               low=0, high=64, step=1, dynamic=True),
     ParamSpec('num_refs', 2, 'reference keyframes per update (run-time; a smaller value drops the oldest)',
               low=1, high=8, step=1, dynamic=True),
