@@ -104,7 +104,7 @@ def contact_sheet(path: Path, rows: List[Dict[str, Any]], est_xyz: np.ndarray, g
 
 
 def run_demo(out_root: Path, frames: int = 60, rate: float = 10.0, size: str = '320x256',
-             network: str = '160x128', iterations: int = 4, num_refs: int = 2, checkpoint: str = '',
+             network: str = '128x96', iterations: int = 4, num_refs: int = 2, checkpoint: str = '',
              device: str = 'cpu', seed: int = 0, cpu_threads: Optional[int] = None, log=print) -> Path:
     """Run the whole demo; returns the output folder."""
     from ..data.synthetic import generate_sequence
