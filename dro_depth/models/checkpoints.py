@@ -212,12 +212,14 @@ def read_checkpoint(source: str | Path | Mapping[str, Any]) -> DROCheckpoint:
 
 
 def check_state_dict(expected: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor],
-                     source: str = '<mapping>') -> None:
+                     source: str = '<mapping>', error: type = None) -> None:
     """Strict key and shape check of ``state_dict`` against a model's ``expected`` state dict.
 
     Raises:
-        CheckpointError: naming missing keys, unexpected keys and shape mismatches.
+        CheckpointError (or the given subclass ``error``): naming missing keys, unexpected keys and shape
+        mismatches.
     """
+    error = error or CheckpointError
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     mismatched = [f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}'
@@ -230,7 +232,7 @@ def check_state_dict(expected: Mapping[str, torch.Tensor], state_dict: Mapping[s
     if mismatched:
         problems.append(f'shape mismatches ({len(mismatched)}): {_listing(mismatched)}')
     if problems:
-        raise CheckpointError(f'{source}: not a compatible DRO checkpoint; ' + '; '.join(problems))
+        raise error(f'{source}: not a compatible checkpoint; ' + '; '.join(problems))
 
 
 def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | Path,

@@ -17,6 +17,7 @@ from typing import Dict, List, Mapping, Union
 import torch
 from torch import Tensor, nn
 
+from dro_depth.models.checkpoints import CheckpointError, check_state_dict
 from dro_depth.models.metric.beit import relative_position_index
 from dro_depth.models.metric.config import (KITTI, NYU, BeitDPTConfig, RouterConfig,
                                             ZoeDepthHeadConfig)
@@ -27,7 +28,7 @@ CORE_PREFIX = 'core.core.'
 StateSource = Union[str, Path, Mapping[str, Tensor]]
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(CheckpointError):
     """A state dict does not fit the model: lists the missing, unexpected and mis-shaped keys."""
 
 
@@ -217,21 +218,7 @@ def reconcile_state_dict(module: nn.Module, state_dict: Mapping[str, Tensor]) ->
     if filled:
         logger.debug('regenerated %d constant buffers missing from the checkpoint', len(filled))
     missing = [k for k in missing if k not in filled]
-    unexpected = [k for k in sd if k not in expected]
-    mis_shaped = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(expected[k].shape)}'
-                  for k in sd if k in expected and tuple(sd[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or mis_shaped:
-        def show(items: List[str]) -> str:
-            return ', '.join(items[:8]) + (f', ... (+{len(items) - 8})' if len(items) > 8 else '')
-        parts = []
-        if missing:
-            parts.append(f'{len(missing)} missing key(s): {show(missing)}')
-        if unexpected:
-            parts.append(f'{len(unexpected)} unexpected key(s): {show(unexpected)}')
-        if mis_shaped:
-            parts.append(f'{len(mis_shaped)} shape mismatch(es): {show(mis_shaped)}')
-        raise CheckpointMismatchError(f'{type(module).__name__} does not match the state dict: '
-                                      + '; '.join(parts))
+    check_state_dict(expected, sd, source=type(module).__name__, error=CheckpointMismatchError)
     return sd
 
 
