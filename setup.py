@@ -32,7 +32,6 @@ setup(
     maintainer_email='dro-depth@example.com',
     description='Monocular dense depth, pose and odometry for ROS 2 (DRO + ZoeDepth).',
     license='MIT',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'dro-depth = dro_depth.cli:main',
