@@ -71,8 +71,7 @@ def contact_sheet(path: Path, rows: List[Dict[str, Any]], est_xyz: np.ndarray, g
             elif i == 3:
                 im = ax.imshow(data, cmap='magma', vmin=0.0, vmax=1.0)
             else:
-                cmap = matplotlib.colormaps['turbo'].copy()
-                cmap.set_bad('0.5')
+                cmap = matplotlib.colormaps['turbo'].with_extremes(bad='0.5')
                 im = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=0.0, vmax=depth_max[i])
             if j == 0:
                 ax.set_ylabel(name, fontsize=9)
