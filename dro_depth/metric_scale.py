@@ -1,0 +1,106 @@
+"""Metric estimator output: the estimator's results in DRO units in, metric results out.
+
+:class:`MetricScaler` is the pure glue between :class:`~dro_depth.estimator.SfmEstimator` and a metric-depth
+model running at a lower rate (ZoeDepth or the light metric model, in their own worker):
+
+    scaler = MetricScaler()
+    res = estimator.track(image, K, stamp)          # every frame, DRO units
+    metric_res = scaler.on_frame(res)               # depth, pose and covariance in metres (once known)
+    ...
+    scaler.on_metric(stamp_k, metric_depth_k)       # whenever the metric model answers for frame k
+
+Policy (from :mod:`dro_depth.scale`): the scale is filtered in log space; each new relative motion is
+scaled by the current scale and appended to the last published pose, so odometry never jumps when the
+estimate moves, and past poses are never rewritten. Depth limits apply in metres, after scaling. Until the
+first valid metric observation the output stays in DRO units (``regime == 'dro_units'``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from .estimator import FrameResult
+from .scale import (MetricTrajectory, ScaleFilter, ScaleFilterConfig, ScaleObservation, ScalePairing,
+                    ScaleState, estimate_scale, scale_depth)
+
+__all__ = ['MetricScaler', 'ScaleRegime']
+
+
+class ScaleRegime(str, enum.Enum):
+    """What unit the published depth and odometry are in."""
+
+    DRO_UNITS = 'dro_units'       # no metric observation yet: the network's own units
+    CONVERGING = 'converging'     # metric, scale still uncertain
+    METRIC = 'metric'             # metric, scale uncertainty below the filter's threshold
+
+
+class MetricScaler:
+    """Applies a filtered metric scale to estimator results (see the module docstring).
+
+    Args:
+        filter_config: the log-scale Kalman filter's settings.
+        min_depth, max_depth: metres; published depth outside becomes NaN (applied after scaling).
+        pairing_frames: how many recent frames wait for a late metric answer.
+        reset_inflation: log-sigma added to the scale when the estimator resets (the new segment's scale
+            may differ).
+    """
+
+    def __init__(self, filter_config: ScaleFilterConfig | None = None, min_depth: float = 0.1,
+                 max_depth: float = 80.0, pairing_frames: int = 30, reset_inflation: float = 0.05) -> None:
+        if not 0 < min_depth < max_depth:
+            raise ValueError(f'need 0 < min_depth < max_depth, got {min_depth}, {max_depth}')
+        self.filter = ScaleFilter(filter_config)
+        self.trajectory = MetricTrajectory()
+        self.pairing = ScalePairing(max_frames=pairing_frames)
+        self.min_depth, self.max_depth = min_depth, max_depth
+        self.reset_inflation = reset_inflation
+        self.last_observation: Optional[ScaleObservation] = None
+
+    @property
+    def regime(self) -> ScaleRegime:
+        state = self.filter.state
+        if state is ScaleState.UNKNOWN:
+            return ScaleRegime.DRO_UNITS
+        return ScaleRegime.METRIC if self.filter.is_metric else ScaleRegime.CONVERGING
+
+    @property
+    def scale(self) -> float:
+        """Current scale (1.0 while unknown: output stays in DRO units)."""
+        return self.filter.scale if self.filter.state is not ScaleState.UNKNOWN else 1.0
+
+    def on_frame(self, result: FrameResult) -> FrameResult:
+        """A copy of ``result`` with depth, pose and covariance scaled by the current scale."""
+        pair = self.pairing.add_dro(result.stamp, result.depth, result.confidence)
+        if pair is not None:          # the metric answer for this stamp came first
+            self._observe(pair)
+        if result.reset and self.filter.state is not ScaleState.UNKNOWN:
+            self.filter.inflate(self.reset_inflation)
+        s = self.scale
+        log_sigma = self.filter.log_sigma if self.filter.state is not ScaleState.UNKNOWN else 1.0
+        T = self.trajectory.update(result.T_world_cam, s, min(log_sigma, 1.0))
+        return dataclasses.replace(result, depth=scale_depth(result.depth, s, self.min_depth, self.max_depth),
+                                   T_world_cam=T, covariance=self.trajectory.covariance(result.covariance, s))
+
+    def on_metric(self, stamp: float, metric_depth: np.ndarray) -> Optional[ScaleObservation]:
+        """Feed the metric model's depth (metres) for the frame with ``stamp``.
+
+        Returns the observation (valid or not, with its reason) once the DRO frame of that stamp is known,
+        else None (the pair completes when :meth:`on_frame` sees the stamp).
+        """
+        pair = self.pairing.add_metric(stamp, metric_depth)
+        return None if pair is None else self._observe(pair)
+
+    def _observe(self, pair) -> ScaleObservation:
+        stamp, dro, confidence, metric = pair
+        obs = estimate_scale(dro, metric, confidence, stamp=stamp)
+        self.filter.update(obs)
+        self.last_observation = obs
+        return obs
+
+    def diagnostics(self) -> Dict[str, Any]:
+        d = {'scale_regime': self.regime.value, 'scale': self.scale}
+        d.update({f'scale_{k}': v for k, v in self.filter.diagnostics().items()})
+        return d
