@@ -58,10 +58,26 @@ def _listing(keys: Sequence[str]) -> str:
     return shown
 
 
-def _load_file(path: Path) -> tuple[Any, dict[str, Any]]:
+def _is_safetensors(path: Path) -> bool:
+    """By suffix, or by the header: an 8-byte length then JSON (a torch zip file starts with 'PK')."""
+    with open(path, 'rb') as fh:
+        head = fh.read(9)
+    return path.suffix == '.safetensors' or (len(head) == 9 and head[:2] != b'PK' and head[8:9] == b'{')
+
+
+def load_weights_file(path: Path) -> tuple[Any, dict[str, Any]]:
+    """Read a weights file without unpickling objects: ``(contents, metadata)``.
+
+    ``.safetensors`` (recognised by suffix or header) gives its tensors and JSON-decoded metadata;
+    anything else goes through ``torch.load(weights_only=True)`` (metadata empty).
+
+    Raises:
+        FileNotFoundError: no such file. CheckpointError: unreadable, or it holds pickled objects.
+    """
+    path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f'DRO checkpoint not found: {path}')
-    if path.suffix == '.safetensors':
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    if _is_safetensors(path):
         from safetensors import safe_open
         from safetensors.torch import load_file
         try:
@@ -176,7 +192,7 @@ def read_checkpoint(source: str | Path | Mapping[str, Any]) -> DROCheckpoint:
     name = '<mapping>'
     if isinstance(source, (str, Path)):
         name = str(source)
-        obj, meta = _load_file(Path(source))
+        obj, meta = load_weights_file(Path(source))
     elif isinstance(source, Mapping):
         obj = source
     else:

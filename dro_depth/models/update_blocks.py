@@ -81,15 +81,20 @@ class PoseHead(nn.Module):
         return self._tail(y)
 
 
+def mask_head(hidden_dim: int, ratio: int) -> nn.Sequential:
+    """Convex-upsampling mask logits: 3x3 conv C->2C, ReLU, 1x1 conv -> 9*ratio^2 (keys 0 and 2)."""
+    return nn.Sequential(
+        nn.Conv2d(hidden_dim, hidden_dim * 2, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(hidden_dim * 2, ratio * ratio * 9, 1, padding=0))
+
+
 class UpMaskNet(nn.Module):
     """Convex-upsampling mask: 3x3 conv C->2C, ReLU, 1x1 conv -> 9*ratio^2; times 0.25."""
 
     def __init__(self, hidden_dim: int = 128, ratio: int = 8) -> None:
         super().__init__()
-        self.mask = nn.Sequential(
-            nn.Conv2d(hidden_dim, hidden_dim * 2, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(hidden_dim * 2, ratio * ratio * 9, 1, padding=0))
+        self.mask = mask_head(hidden_dim, ratio)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[M,C,h,w] -> mask logits [M,9*ratio^2,h,w]."""
@@ -252,10 +257,7 @@ class DepthUpdateBlock(nn.Module):
         self.encoder = DepthEncoder(cost_dim, hidden_dim, hidden_dim)
         self.depth_gru = SepConvGRU(hidden_dim, hidden_dim + context_dim)
         self.depth_head = DepthHead(hidden_dim, hidden_dim)
-        self.mask = nn.Sequential(
-            nn.Conv2d(hidden_dim, hidden_dim * 2, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(hidden_dim * 2, ratio * ratio * 9, 1, padding=0))
+        self.mask = mask_head(hidden_dim, ratio)
 
     def upsample_mask(self, net: torch.Tensor) -> torch.Tensor:
         """Hidden state [M,hd,h,w] -> mask logits [M,9*ratio^2,h,w] (times 0.25)."""

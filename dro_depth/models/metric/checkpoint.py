@@ -17,7 +17,7 @@ from typing import Dict, List, Mapping, Union
 import torch
 from torch import Tensor, nn
 
-from dro_depth.models.checkpoints import CheckpointError, check_state_dict
+from dro_depth.models.checkpoints import CheckpointError, check_state_dict, load_weights_file
 from dro_depth.models.metric.beit import relative_position_index
 from dro_depth.models.metric.config import (KITTI, NYU, BeitDPTConfig, RouterConfig,
                                             ZoeDepthHeadConfig)
@@ -32,25 +32,12 @@ class CheckpointMismatchError(CheckpointError):
     """A state dict does not fit the model: lists the missing, unexpected and mis-shaped keys."""
 
 
-def _is_safetensors(path: Path) -> bool:
-    with open(path, 'rb') as fh:
-        head = fh.read(9)
-    return path.suffix == '.safetensors' or (len(head) == 9 and head[:2] != b'PK' and head[8:9] == b'{')
-
-
 def read_state_dict(source: StateSource) -> Dict[str, Tensor]:
     """Load a state dict from a ``.pt``/``.pth`` (``weights_only=True``) or ``.safetensors`` file, or take a
     mapping; unwrap ``'model'`` (or ``'state_dict'``) and strip a leading ``'module.'``.
     """
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f'checkpoint not found: {path}')
-        if _is_safetensors(path):
-            from safetensors.torch import load_file
-            raw: Mapping = load_file(str(path))
-        else:
-            raw = torch.load(path, map_location='cpu', weights_only=True)
+        raw, _ = load_weights_file(Path(source))
     elif isinstance(source, Mapping):
         raw = source
     else:
