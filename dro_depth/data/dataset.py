@@ -1,8 +1,8 @@
 """torch ``Dataset`` of (target, references) samples drawn from in-memory sequences, for training.
 
 Each sample is a target frame ``t`` with reference frames ``t + k`` for the configured offsets, resized
-to the network resolution with the intrinsics rescaled accordingly (pixel-centre aligned, like
-``cv2.resize``: ``fx' = fx * sx``, ``cx' = (cx + 0.5) * sx - 0.5``).
+to the network resolution with the intrinsics rescaled by :meth:`PinholeCamera.resized` (pixel-centre
+aligned, like ``cv2.resize``: ``fx' = fx * sx``, ``cx' = (cx + 0.5) * sx - 0.5``).
 
 Relative poses follow the DRO convention: ``T_ref_tgt`` maps target-camera coordinates into the
 reference camera, ``X_ref = R X_tgt + t``, i.e. ``T_ref_tgt = inv(T_world_ref) @ T_world_tgt``.
@@ -18,19 +18,9 @@ import torch
 from torch.utils.data import Dataset
 
 from dro_depth.data.sequence import Sequence
+from dro_depth.geometry import PinholeCamera
 
 logger = logging.getLogger(__name__)
-
-
-def resize_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
-    """Intrinsics of an image resized by (sx, sy) with pixel-centre alignment (cv2.resize convention)."""
-    K2 = np.asarray(K, np.float64).copy()
-    K2[0, 0] *= sx
-    K2[0, 1] *= sx
-    K2[1, 1] *= sy
-    K2[0, 2] = (K2[0, 2] + 0.5) * sx - 0.5
-    K2[1, 2] = (K2[1, 2] + 0.5) * sy - 0.5
-    return K2
 
 
 def resize_image(img: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -103,7 +93,7 @@ class SequenceDataset(Dataset):
         seq = self.sequences[s]
         h = self.height or seq.height
         w = self.width or seq.width
-        K = resize_intrinsics(seq.K, w / seq.width, h / seq.height)
+        K = PinholeCamera(seq.K, seq.width, seq.height).resized(w, h).K
         if seq.depths is not None:
             depth = torch.from_numpy(np.ascontiguousarray(resize_depth(seq.depths[t], h, w)))[None]
         else:
