@@ -4,6 +4,8 @@
     dro-depth eval --bag PATH --image-topic /camera/image --camera-info-topic /camera/camera_info --out DIR
     dro-depth synth --out data/seq --kind indoor --seed 3 --frames 60 --storage mcap
     dro-depth bench
+    dro-depth bench-metric
+    dro-depth eval-metric --checkpoint runs/metric/final.safetensors
     dro-depth demo
 
 Each subcommand lives in its own module; this file only dispatches.
@@ -16,17 +18,20 @@ import sys
 from typing import List, Optional
 
 COMMANDS = {
-    'train': ('dro_depth.train', 'Train DRO (supervised or self-supervised) on synthetic scenes, bags or folders'),
+    'train': ('dro_depth.train',
+              'Train DRO (supervised or self-supervised) on synthetic scenes, bags or folders'),
     'eval': ('dro_depth.eval', 'Run the estimator over a ROS 2 bag and report depth/pose metrics'),
     'synth': ('dro_depth.data.synth_cli', 'Generate synthetic sequences as ROS 2 bags or folders'),
     'bench': ('dro_depth.bench', 'Latency table of the network stages'),
+    'bench-metric': ('dro_depth.metric_bench', 'Latency (and reduced-precision error) of the metric models'),
+    'eval-metric': ('dro_depth.metric_eval', 'Held-out accuracy of a light metric model on synthetic scenes'),
     'demo': ('dro_depth.demo', 'The ROS demo on the embedded default sequence'),
 }
 
 
 def usage() -> str:
     lines = ['usage: dro-depth <command> [options]', '', 'commands:']
-    lines += [f'  {name:<7} {help_}' for name, (_, help_) in COMMANDS.items()]
+    lines += [f'  {name:<12} {help_}' for name, (_, help_) in COMMANDS.items()]
     lines += ['', "Run 'dro-depth <command> --help' for a command's options."]
     return '\n'.join(lines)
 

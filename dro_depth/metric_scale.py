@@ -71,11 +71,17 @@ class MetricScaler:
         """Current scale (1.0 while unknown: output stays in DRO units)."""
         return self.filter.scale if self.filter.state is not ScaleState.UNKNOWN else 1.0
 
-    def on_frame(self, result: FrameResult) -> FrameResult:
-        """A copy of ``result`` with depth, pose and covariance scaled by the current scale."""
-        pair = self.pairing.add_dro(result.stamp, result.depth, result.confidence)
-        if pair is not None:          # the metric answer for this stamp came first
-            self._observe(pair)
+    def on_frame(self, result: FrameResult, pair: bool = True) -> FrameResult:
+        """A copy of ``result`` with depth, pose and covariance scaled by the current scale.
+
+        Args:
+            pair: keep this frame's depth until the metric answer for its stamp arrives; False for frames
+                the metric model will not see (saves memory, changes nothing else).
+        """
+        if pair:
+            matched = self.pairing.add_dro(result.stamp, result.depth, result.confidence)
+            if matched is not None:          # the metric answer for this stamp came first
+                self._observe(matched)
         if result.reset and self.filter.state is not ScaleState.UNKNOWN:
             self.filter.inflate(self.reset_inflation)
         s = self.scale

@@ -1,6 +1,9 @@
 """`dro-depth train`: train DRO, supervised or self-supervised, on synthetic scenes, ROS 2 bags or folders.
 
     dro-depth train --config dro_depth/configs/default_model.yaml --out runs/default [--steps N] [--resume]
+    dro-depth train --config dro_depth/configs/metric_default.yaml --out runs/metric   # light metric model
+
+A config with ``model: metric`` trains the light metric-depth model instead (:mod:`dro_depth.train_metric`).
 
 Everything about a run is in its YAML config (see :class:`TrainConfig`); command-line flags override a few
 fields. The output folder holds:
@@ -57,6 +60,7 @@ class DataConfig:
     depth_topic: str = ''
     pose_topic: str = ''
     ref_offsets: List[int] = field(default_factory=lambda: [-2, 2])
+    domain: str = ''                      # metric model: 'indoor'/'outdoor' label of bag/folder data
 
 
 @dataclass
@@ -183,6 +187,23 @@ def _load_optimizer(opt: torch.optim.Optimizer, path: Path) -> int:
     return int(scalars['step'])
 
 
+def warmup_cosine(opt: torch.optim.Optimizer, steps: int, lr: float,
+                  start: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over the first 5 % of ``steps``, then cosine decay to 5 % of ``lr``; resumes at
+    ``start``."""
+    warmup = max(1, steps // 20)
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+        return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    for group in opt.param_groups:
+        group.setdefault('initial_lr', lr)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lr_factor, last_epoch=start - 1)
+
+
 def _plot_losses(csv_path: Path, png_path: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
@@ -230,21 +251,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     if resume and (out / 'last.optim.safetensors').is_file():
         start = _load_optimizer(opt, out / 'last.optim.safetensors')
         logger.info('resumed at step %d from %s', start, out)
-    warmup = max(1, cfg.steps // 20)
-
-    def lr_factor(step: int) -> float:   # linear warm-up, then cosine decay to 5 %
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, cfg.steps - warmup))
-        return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    for group in opt.param_groups:
-        group.setdefault('initial_lr', cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor, last_epoch=start - 1)
+    sched = warmup_cosine(opt, cfg.steps, cfg.lr, start)
 
     dataset = build_dataset(cfg)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                                         num_workers=0, generator=torch.Generator().manual_seed(cfg.seed + start))
+                                         num_workers=0,
+                                         generator=torch.Generator().manual_seed(cfg.seed + start))
     batches = _infinite(loader)
     csv_path = out / 'losses.csv'
     new_csv = start == 0 or not csv_path.is_file()
@@ -316,7 +328,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--device', help='override device (auto, cpu, cuda, cuda:1, ...)')
     parser.add_argument('--no-progress', action='store_true')
     args = parser.parse_args(argv)
-    cfg = TrainConfig.from_yaml(args.config)
+    with open(args.config) as f:
+        raw = yaml.safe_load(f) or {}
+    if raw.get('model', 'dro') == 'metric':
+        from .train_metric import MetricTrainConfig, train_metric
+        mcfg = MetricTrainConfig.from_dict(raw)
+        if args.steps:
+            mcfg.steps = args.steps
+        if args.device:
+            mcfg.device = args.device
+        final = train_metric(mcfg, args.out, resume=args.resume, progress=not args.no_progress)
+        print(f'final model: {final}')
+        return 0
+    raw.pop('model', None)
+    cfg = TrainConfig.from_dict(raw)
     if args.steps:
         cfg.steps = args.steps
     if args.device:

@@ -3,9 +3,10 @@
     ros2 launch dro_depth sfm.launch.py image_topic:=/camera/image_raw camera_info_topic:=/camera/camera_info
     ros2 launch dro_depth sfm.launch.py namespace:=robot1 device:=cuda iterations:=8 rviz:=true
     ros2 launch dro_depth sfm.launch.py use_sim_time:=true     # with `ros2 bag play --clock <bag>`
+    ros2 launch dro_depth sfm.launch.py metric_checkpoint:=ZoeD_M12_NK.pt metric_domain:=indoor
 
 Parameters come from ``params_file`` (default: the installed config/sfm.yaml); the launch arguments
-checkpoint, device and iterations override it only when given (non-empty).
+checkpoint, device, iterations and metric* override it only when given (non-empty).
 
 launch and launch_ros are imported inside the functions, so this file can be read (and checked by the
 test suite) where they are not installed.
@@ -24,6 +25,10 @@ ARGUMENTS = {
     'checkpoint': ('', "DRO checkpoint; empty = keep params_file's value"),
     'device': ('', "torch device (auto, cpu, cuda, cuda:N); empty = keep params_file's value"),
     'iterations': ('', "DRO iterations per frame; empty = keep params_file's value"),
+    'metric': ('', "metric depth and scale on/off (true/false); empty = keep params_file's value"),
+    'metric_checkpoint': ('', "metric model file (light or released ZoeDepth); empty = keep params_file's "
+                          'value'),
+    'metric_domain': ('', "auto, indoor or outdoor; empty = keep params_file's value"),
     'log_level': ('info', 'node log level (debug, info, warn, error)'),
     'rviz': ('false', 'start rviz2 with rviz/sfm.rviz'),
 }
@@ -33,6 +38,9 @@ PARAMETER_OVERRIDES = {
     'checkpoint': ('checkpoint', str),
     'device': ('device', str),
     'iterations': ('iterations', int),
+    'metric': ('metric.enabled', bool),
+    'metric_checkpoint': ('metric.checkpoint', str),
+    'metric_domain': ('metric.domain', str),
 }
 
 # node topic -> launch argument giving the remapped name
@@ -62,7 +70,7 @@ def _launch_setup(context, *args, **kwargs):
     for launch_arg, (parameter, kind) in PARAMETER_OVERRIDES.items():
         value = arg(launch_arg)
         if value:
-            overrides[parameter] = kind(value)
+            overrides[parameter] = _truthy(value) if kind is bool else kind(value)
 
     actions = []
     profile_vars = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')

@@ -112,12 +112,22 @@ def test_launch_arguments_cover_the_issue(tree):
         assert needle in source, needle
 
 
+def _flatten(tree, prefix=''):
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f'{prefix}{key}.'))
+        else:
+            out[f'{prefix}{key}'] = value
+    return out
+
+
 def test_config_keys_are_declared_and_valid():
     data = yaml.safe_load(CONFIG.read_text())
     assert len(data) == 1
     (node_key, body), = data.items()
     assert node_key in ('sfm_node', '/**/sfm_node')
-    params = body['ros__parameters']
+    params = _flatten(body['ros__parameters'])         # nested maps are dotted names (metric.rate)
     assert set(params) <= PARAMETER_NAMES | BUILTIN_PARAMETERS
     assert set(params) == PARAMETER_NAMES, 'config/sfm.yaml should list every parameter'
     for name, value in params.items():

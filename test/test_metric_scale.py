@@ -78,3 +78,14 @@ def test_metric_answer_before_the_frame_and_depth_limits(seq):
     assert finite.size and finite.min() >= 0.5 and finite.max() <= 4.0
     with pytest.raises(ValueError):
         MetricScaler(min_depth=5.0, max_depth=1.0)
+
+
+def test_frames_the_metric_model_skips_are_not_kept(seq):
+    rng = np.random.default_rng(2)
+    scaler = MetricScaler()
+    a, b = _dro_result(seq, 3, rng), _dro_result(seq, 4, rng)
+    scaler.on_frame(a, pair=False)             # the metric model will not see frame 3
+    scaler.on_frame(b)
+    assert len(scaler.pairing) == 1
+    assert scaler.on_metric(b.stamp, _oracle(seq.depths[4], rng)).valid
+    assert len(scaler.pairing) == 0 and scaler.regime is not ScaleRegime.DRO_UNITS

@@ -8,7 +8,7 @@ from dro_depth.ros.params import (DYNAMIC_PARAMETERS, PARAMETER_NAMES, PARAMETER
 def test_defaults_are_valid_and_match_the_estimator():
     validate_all(defaults())
     from dro_depth.estimator import EstimatorConfig
-    cfg = estimator_config(defaults())
+    cfg = estimator_config({**defaults(), 'metric.enabled': False})
     cfg.validate()
     ref = EstimatorConfig()
     for name in ('width', 'height', 'iterations', 'num_refs', 'keyframe_baseline_ratio',
@@ -18,12 +18,26 @@ def test_defaults_are_valid_and_match_the_estimator():
     assert cfg.checkpoint is None           # '' means the bundled default
 
 
+def test_metric_scaling_opens_the_estimators_depth_limits():
+    """With metric.enabled, min/max_depth are metres applied after scaling; the estimator's limits act in
+    DRO units and must not cut depth that becomes valid once scaled."""
+    values = {**defaults(), 'metric.enabled': True, 'min_depth': 0.5, 'max_depth': 20.0}
+    cfg = estimator_config(values)
+    cfg.validate()
+    assert cfg.min_depth < 1e-3 and cfg.max_depth > 1e4
+    from dro_depth.metric_depth import MetricDepthConfig
+    from dro_depth.ros.metric import metric_config
+    mcfg = metric_config({**values, 'metric.resolution': '96x128', 'metric.domain': 'indoor'})
+    assert isinstance(mcfg, MetricDepthConfig) and mcfg.resolution == (96, 128) and mcfg.domain == 'indoor'
+    assert mcfg.checkpoint is None and mcfg.device == values['device']
+
+
 def test_every_spec_is_documented_and_every_range_contains_its_default():
     for p in PARAMETERS:
         assert p.description, p.name
         if p.low is not None:
             assert p.low <= p.default <= p.high, p.name
-    assert {'iterations', 'num_refs'} <= DYNAMIC_PARAMETERS
+    assert {'iterations', 'num_refs', 'metric.domain', 'metric.rate'} <= DYNAMIC_PARAMETERS
     assert 'width' not in DYNAMIC_PARAMETERS and 'publish_tf' not in DYNAMIC_PARAMETERS
 
 
@@ -41,6 +55,13 @@ def test_every_spec_is_documented_and_every_range_contains_its_default():
     ('max_depth', float('nan'), 'finite'),
     ('publish_tf', 'yes', 'type bool'),
     ('nonsense', 1, 'unknown'),
+    ('metric.domain', 'sea', 'one of'),
+    ('metric.rate', -1, '[0, 1000]'),
+    ('metric.resolution', '100x100', 'multiples of 32'),
+    ('metric.resolution', 'big', 'HxW'),
+    ('metric.precision', 'int8', 'one of'),
+    ('metric.backbone', 'vit', 'one of'),
+    ('metric.enabled', 'yes', 'type bool'),
 ])
 def test_invalid_values_are_rejected_with_a_reason(name, value, words):
     reason = validate(name, value)
@@ -49,7 +70,8 @@ def test_invalid_values_are_rejected_with_a_reason(name, value, words):
 
 @pytest.mark.parametrize('name,value', [('iterations', 0), ('iterations', 64), ('width', 128),
                                         ('device', 'cuda:1'), ('max_depth', 10), ('precision', 'bf16'),
-                                        ('camera_frame', '')])
+                                        ('camera_frame', ''), ('metric.resolution', '384x512'),
+                                        ('metric.resolution', ''), ('metric.rate', 0)])
 def test_valid_values_pass(name, value):
     assert validate(name, value) is None
 

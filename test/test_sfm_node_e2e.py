@@ -23,6 +23,7 @@ PARAMS = {
     'device': 'cpu', 'cpu_threads': 1, 'width': 128, 'height': 96, 'iterations': 2, 'num_refs': 1,
     'path_max_length': PATH_MAX, 'publish_points': True, 'points_decimation': 4,
     'diagnostics_period': 0.25, 'pairing_queue_size': 3, 'odom_frame': 'odom', 'base_frame': 'base_link',
+    'metric.rate': 2,          # the bundled light metric model on every 2nd frame
 }
 
 
@@ -90,7 +91,8 @@ def session(ros_env):
         if not s.client.wait_for_node(90):
             pytest.fail('sfm_node did not come up within 90 s:\n' + s.proc.log()[-3000:])
         outs = s.client.outputs
-        ok = s.stream_until(lambda: outs.count('depth') >= 6 and outs.count('points') >= 2, 90)
+        ok = s.stream_until(lambda: outs.count('depth') >= 6 and outs.count('points') >= 2
+                            and outs.count('metric_depth') >= 2, 90)
         assert ok, 'fewer than 6 depth outputs within 90 s:\n' + s.proc.log()[-3000:]
         s.client.outputs.wait(lambda o: o.count('path') >= 6 and o.count('odom') >= 6, 10)
         yield s
@@ -186,6 +188,70 @@ def test_diagnostics_content(session):
     assert d['untrained'] == ('true' if d['checkpoint'] == '' else 'false')
     if d['untrained'] == 'true':
         assert d['_level'] >= 1 and 'UNTRAINED' in d['_message']
+
+
+def test_metric_depth_topic(session):
+    outs = session.client.outputs
+    received = outs.get('metric_depth')
+    assert len(received) >= 2
+    for r in received:
+        msg = r.msg
+        assert msg.encoding == '32FC1' and (msg.height, msg.width) == (H, W)
+        assert stamp_to_ns(msg.header.stamp) in session.sent, 'metric_depth stamp is not an input stamp'
+        assert msg.header.frame_id == FRAME_ID
+        depth = image_to_float(msg)
+        valid = np.isfinite(depth)
+        assert valid.mean() > 0.9 and np.all(depth[valid] > 0)
+    infos = outs.by_stamp('metric_depth/camera_info')
+    assert set(infos) & set(outs.by_stamp('metric_depth'))
+    for info in infos.values():
+        np.testing.assert_allclose(np.reshape(info.msg.k, (3, 3)), session.K)
+
+
+def test_metric_scale_with_the_default_models(session):
+    """The bundled DRO and metric models on an unseen synthetic scene: the scale becomes known, and the
+    published depth then agrees with the metric model's depth of the same frame."""
+    client = session.client
+    ok = session.stream_until(lambda: client.diagnostics().get('scale_regime') in ('converging', 'metric'),
+                              90)
+    d = client.diagnostics()
+    assert ok, d
+    for key in ('scale', 'scale_log_sigma', 'route', 'route_probability', 'metric_latency_p50_ms',
+                'metric_processed', 'metric_backbone', 'scale_observations_valid'):
+        assert key in d, key
+    assert (d['metric_enabled'] == 'true' and d['metric_backbone'] == 'light'
+            and d['route'] in ('indoor', 'outdoor'))
+    assert int(d['metric_processed']) >= 1 and float(d['metric_latency_p50_ms']) > 0
+    assert 0.05 < float(d['scale']) < 20 and int(d['scale_observations_valid']) >= 1
+    if d['_level'] == 0:                                   # OK status: '<tracking state>, <regime>'
+        assert d['_message'].endswith(d['scale_regime'])
+    # once metric: depth and metric_depth of the same stamp agree in scale
+    outs = session.client.outputs
+
+    def common():
+        return set(outs.by_stamp('depth')) & set(outs.by_stamp('metric_depth'))
+
+    before = common()
+    assert session.stream_until(lambda: len(common() - before) >= 3, 60)
+    depth, metric = outs.by_stamp('depth'), outs.by_stamp('metric_depth')
+    ratios = []
+    for stamp in sorted(common() - before)[-3:]:
+        a, b = image_to_float(depth[stamp].msg), image_to_float(metric[stamp].msg)
+        ok = np.isfinite(a) & np.isfinite(b)
+        ratios.append(float(np.median(a[ok] / b[ok])))
+    assert all(0.5 < r < 2.0 for r in ratios), ratios
+
+
+def test_metric_domain_can_be_forced_at_run_time(session):
+    client = session.client
+    res = client.set_parameters(**{'metric.domain': 'outdoor'})
+    assert res[0].successful, res[0].reason
+    ok = session.stream_until(lambda: client.diagnostics().get('route') == 'outdoor'
+                              and client.diagnostics().get('route_domain') == 'outdoor', 60)
+    assert ok, client.diagnostics()
+    assert not client.set_parameters(**{'metric.domain': 'space'})[0].successful
+    assert not client.set_parameters(**{'metric.precision': 'bf16'})[0].successful    # read-only
+    assert client.set_parameters(**{'metric.domain': 'auto'})[0].successful
 
 
 def test_iterations_can_be_set_at_run_time(session):

@@ -86,6 +86,8 @@ def test_replay_with_sim_time_keeps_bag_stamps(ros_env, tmp_path):
             assert got, name
             for r in got:
                 assert stamp_to_ns(r.msg.header.stamp) in bag_stamps, f'{name} stamp is not a bag stamp'
+        for r in client.outputs.get('metric_depth'):       # the metric branch (on by default) as well
+            assert stamp_to_ns(r.msg.header.stamp) in bag_stamps, 'metric_depth stamp is not a bag stamp'
         assert client.outputs.latest('depth').header.frame_id == FRAME_ID
         d = client.diagnostics()
         # every image arrived, paired with its CameraInfo, and was either answered or dropped for overload

@@ -8,7 +8,9 @@
    odom, path, points) to a subscriber in another DDS participant.
 2. End-to-end latency: ``sfm_node`` runs as its own process; this process publishes a frame, waits for
    its depth (matched by stamp), then publishes the next (closed loop, so no queueing), and reports
-   publish -> depth received, next to the node's own inference time from /diagnostics.
+   publish -> depth received, next to the node's own inference time from /diagnostics (metric off).
+3. Rate: a camera streaming at ``--rate`` Hz into the node with the metric branch off, then on: depth and
+   metric_depth output rates, DRO and metric latency, drops, and the scale regime reached.
 
 Not a test: the numbers depend on the machine (and its load), which is printed first.
 """
@@ -114,7 +116,8 @@ def measure_latency(frames: int, height: int, width: int, net_width: int, net_he
 
     images, K = _frames(min(frames, 20), height, width)
     params = {'device': 'cpu', 'cpu_threads': cpu_threads, 'width': net_width, 'height': net_height,
-              'iterations': iterations, 'num_refs': 1, 'diagnostics_period': 0.5, 'publish_points': False}
+              'iterations': iterations, 'num_refs': 1, 'diagnostics_period': 0.5, 'publish_points': False,
+              'metric.enabled': False}
     proc = NodeProcess(params).start()
     client = SfmClient(topics=['depth', '/diagnostics'])
     out: Dict[str, List[float]] = {'publish -> depth received': [], 'node inference': [], 'node overhead': []}
@@ -152,6 +155,66 @@ def measure_latency(frames: int, height: int, width: int, net_width: int, net_he
     return out
 
 
+def measure_rate(seconds: float, rate: float, height: int, width: int, net_width: int, net_height: int,
+                 iterations: int, cpu_threads: int, metric: bool, metric_rate: int,
+                 timeout: float = 120.0) -> Dict[str, str]:
+    """Stream at ``rate`` Hz for ``seconds`` into a separate sfm_node; its diagnostics at the end."""
+    from .client import SfmClient
+    from .process import NodeProcess
+
+    images, K = _frames(40, height, width)
+    params = {'device': 'cpu', 'cpu_threads': cpu_threads, 'width': net_width, 'height': net_height,
+              'iterations': iterations, 'num_refs': 2, 'diagnostics_period': 0.5, 'publish_points': False,
+              'metric.enabled': metric, 'metric.rate': metric_rate}
+    proc = NodeProcess(params).start()
+    client = SfmClient(topics=['depth', 'metric_depth', '/diagnostics'])
+    try:
+        if not client.wait_for_node(timeout):
+            raise RuntimeError('sfm_node did not start:\n' + proc.log()[-2000:])
+        i = 0
+        deadline = time.monotonic() + timeout
+        while client.outputs.count('depth') == 0 and time.monotonic() < deadline:   # warm-up
+            client.camera.publish(images[i % len(images)], K, time.time_ns())
+            i += 1
+            client.outputs.wait(lambda o: o.count('depth') > 0, 0.2)
+        n0, m0 = client.outputs.count('depth'), client.outputs.count('metric_depth')
+        t_start = time.monotonic()
+        t_next = t_start
+        while time.monotonic() - t_start < seconds:
+            client.camera.publish(images[i % len(images)], K, time.time_ns())
+            i += 1
+            t_next += 1.0 / rate
+            time.sleep(max(0.0, t_next - time.monotonic()))
+        elapsed = time.monotonic() - t_start
+        client.outputs.wait(lambda o: False, 1.0)              # let the last outputs arrive
+        d = dict(client.wait_diagnostics(lambda v: True, 10))
+        d['_depth_hz'] = f'{(client.outputs.count("depth") - n0) / elapsed:.2f}'
+        d['_metric_hz'] = f'{(client.outputs.count("metric_depth") - m0) / elapsed:.2f}'
+    finally:
+        client.close()
+        proc.stop(signal.SIGINT)
+    return d
+
+
+def _latency_section(args, height: int, width: int) -> None:
+    print()
+    lat = measure_latency(args.frames, height, width, args.width, args.height, args.iterations,
+                          args.cpu_threads)
+    print(f'## 2. end to end, separate sfm_node process (network {args.width}x{args.height}, '
+          f'{args.iterations} iterations, cpu_threads {args.cpu_threads}, one frame in flight)')
+    lost = int(lat['_lost'][0])
+    if lost:
+        print(f'({lost} of {args.frames} frames got no depth within 30 s)')
+    print(f'{"measure":<28}{"p50 ms":>9}  {"p95 ms":>11}')
+    print(f'{"publish -> depth received":<28}{_pct(lat["publish -> depth received"])}')
+    inf = lat['node inference']
+    ovh = lat['node overhead']
+    print(f'{"node: estimator.track()":<28}{inf[0]:9.2f}  {inf[1]:11.2f}')
+    print(f'{"node: publish all outputs":<28}{ovh[0]:9.2f}  {ovh[1]:11.2f}')
+    p50 = float(np.percentile(lat['publish -> depth received'], 50))
+    print(f'{"rest (transport, decode)":<28}{p50 - inf[0] - ovh[0]:9.2f}  {"(p50 difference)":>11}')
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m dro_depth.ros.bench',
                                      description=__doc__.split('\n\n')[0])
@@ -162,6 +225,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--iterations', type=int, default=2)
     parser.add_argument('--cpu-threads', type=int, default=1)
     parser.add_argument('--skip-latency', action='store_true')
+    parser.add_argument('--skip-rate', action='store_true')
+    parser.add_argument('--rate', type=float, default=15.0, help='camera rate (Hz) of the streaming run')
+    parser.add_argument('--seconds', type=float, default=20.0, help='length of each streaming run')
+    parser.add_argument('--metric-rate', type=int, default=0, help='metric.rate of the streaming run')
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.input.lower().split('x'))
 
@@ -183,24 +250,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     for name, values in stages.items():
         print(f'{name:<28}{_pct(values)}')
     print('(publish all = depth, depth/camera_info, confidence, pose, odom, path, points at decimation 4)')
-    if args.skip_latency:
+    if not args.skip_latency:
+        _latency_section(args, height, width)
+    if args.skip_rate:
         return 0
     print()
-    lat = measure_latency(args.frames, height, width, args.width, args.height, args.iterations,
-                          args.cpu_threads)
-    print(f'## 2. end to end, separate sfm_node process (network {args.width}x{args.height}, '
-          f'{args.iterations} iterations, cpu_threads {args.cpu_threads}, one frame in flight)')
-    lost = int(lat['_lost'][0])
-    if lost:
-        print(f'({lost} of {args.frames} frames got no depth within 30 s)')
-    print(f'{"measure":<28}{"p50 ms":>9}  {"p95 ms":>11}')
-    print(f'{"publish -> depth received":<28}{_pct(lat["publish -> depth received"])}')
-    inf = lat['node inference']
-    ovh = lat['node overhead']
-    print(f'{"node: estimator.track()":<28}{inf[0]:9.2f}  {inf[1]:11.2f}')
-    print(f'{"node: publish all outputs":<28}{ovh[0]:9.2f}  {ovh[1]:11.2f}')
-    p50 = float(np.percentile(lat['publish -> depth received'], 50))
-    print(f'{"rest (transport, decode)":<28}{p50 - inf[0] - ovh[0]:9.2f}  {"(p50 difference)":>11}')
+    print(f'## 3. streaming at {args.rate:g} Hz for {args.seconds:g} s, metric branch off and on '
+          f'(metric.rate {args.metric_rate or "keyframes"}, bundled light model; 2 references)')
+    cols = ['metric', 'depth Hz', 'metric_depth Hz', 'DRO p50 ms', 'metric p50 ms', 'latency p50 ms',
+            'dropped', 'scale regime', 'scale']
+    print('| ' + ' | '.join(cols) + ' |')
+    print('|' + '|'.join('---' for _ in cols) + '|')
+    for metric in (False, True):
+        d = measure_rate(args.seconds, args.rate, height, width, args.width, args.height, args.iterations,
+                         args.cpu_threads, metric, args.metric_rate)
+        row = ['on' if metric else 'off', d['_depth_hz'], d['_metric_hz'], d.get('inference_p50_ms', '-'),
+               d.get('metric_latency_p50_ms', '-'), d.get('latency_p50_ms', '-'), d.get('dropped_total', '-'),
+               d.get('scale_regime', '-'), d.get('scale', '-')]
+        print('| ' + ' | '.join(str(v) for v in row) + ' |', flush=True)
     return 0
 
 

@@ -31,8 +31,12 @@ OUTPUT_TOPICS: Dict[str, type] = {
     'odom': Odometry,
     'path': PathMsg,
     'points': PointCloud2,
+    'metric_depth': Image,
+    'metric_depth/camera_info': CameraInfo,
     '/diagnostics': DiagnosticArray,
 }
+# outputs that exist only with some settings (metric.enabled)
+OPTIONAL_TOPICS = frozenset({'metric_depth', 'metric_depth/camera_info'})
 
 
 @dataclass
@@ -105,7 +109,7 @@ class OutputCollector:
 
     def publishers_ready(self, node: Any, names: Optional[List[str]] = None) -> bool:
         """Whether every output topic in ``names`` has a publisher (the node is up)."""
-        names = names or [n for n in self.subscriptions if not n.startswith('/')]
+        names = names or [n for n in self.subscriptions if not n.startswith('/') and n not in OPTIONAL_TOPICS]
         return all(self.subscriptions[n].get_publisher_count() > 0 for n in names)
 
     def write_bag(self, path: str | Path, names: Optional[List[str]] = None, storage: str = 'mcap') -> Path:

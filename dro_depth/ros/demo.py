@@ -9,7 +9,9 @@
    live input / output rate, latency and drops once a second;
 4. writes into ``out/demo-<timestamp>/``: ``outputs_bag/`` (ROS 2 bag, mcap: depth, depth/camera_info,
    confidence, pose, odom), ``contact_sheet.png`` (image / ground-truth depth / depth / confidence rows,
-   and the estimated trajectory against ground truth), ``summary.json`` and the node's log.
+   and the estimated trajectory against ground truth), ``summary.json`` (with depth AbsRel against ground
+   truth, path lengths and the metric scale reached) and the node's log. The metric branch (bundled light
+   metric model) is on, as in the node's defaults; ``--no-metric`` turns it off.
 
 Needs only the PyPI ROS runtime (no ros2 CLI). Without a trained checkpoint the network has random
 weights: the demo says so, and its depth and trajectory are meaningless until one is given
@@ -104,7 +106,8 @@ def contact_sheet(path: Path, rows: List[Dict[str, Any]], est_xyz: np.ndarray, g
 
 def run_demo(out_root: Path, frames: int = 60, rate: float = 10.0, size: str = '320x256',
              network: str = '128x96', iterations: int = 4, num_refs: int = 2, checkpoint: str = '',
-             device: str = 'cpu', seed: int = 0, cpu_threads: Optional[int] = None, log=print) -> Path:
+             device: str = 'cpu', seed: int = 0, cpu_threads: Optional[int] = None, log=print,
+             metric: bool = True) -> Path:
     """Run the whole demo; returns the output folder."""
     from ..data.synthetic import generate_sequence
     from .client import SfmClient
@@ -125,10 +128,11 @@ def run_demo(out_root: Path, frames: int = 60, rate: float = 10.0, size: str = '
     seq = generate_sequence('indoor', seed=seed, n_frames=frames, height=height, width=width, fps=rate)
     params = {'device': device, 'cpu_threads': cpu_threads, 'width': net_w, 'height': net_h,
               'iterations': iterations, 'num_refs': num_refs, 'checkpoint': checkpoint,
-              'publish_points': True, 'diagnostics_period': 0.5, 'path_max_length': 1000}
+              'publish_points': True, 'diagnostics_period': 0.5, 'path_max_length': 1000,
+              'metric.enabled': metric}
     proc = NodeProcess(params, workdir=out / 'node').start()
     log(f'[demo] started sfm_node (pid {proc.proc.pid}): network {net_w}x{net_h}, {iterations} iterations, '
-        f'{num_refs} refs, device {device}')
+        f'{num_refs} refs, device {device}, metric depth and scale {"on" if metric else "off"}')
     client = SfmClient(keep=frames + 10)
     sent: Dict[int, tuple] = {}         # stamp -> (frame index, publish time)
     code: Optional[int] = None
@@ -166,7 +170,8 @@ def run_demo(out_root: Path, frames: int = 60, rate: float = 10.0, size: str = '
     stamps = sorted(s for s in depth_by_stamp if s in sent)
     latencies = [(depth_by_stamp[s].t - sent[s][1]) * 1e3 for s in stamps]
     bag = outputs.write_bag(out / 'outputs_bag',
-                            names=['depth', 'depth/camera_info', 'confidence', 'pose', 'odom'])
+                            names=['depth', 'depth/camera_info', 'confidence', 'pose', 'odom',
+                                   'metric_depth'])
 
     idx = [sent[s][0] for s in stamps if s in odom_by_stamp]
     est_xyz = np.array([[odom_by_stamp[s].msg.pose.pose.position.x, odom_by_stamp[s].msg.pose.pose.position.y,
@@ -196,6 +201,15 @@ def run_demo(out_root: Path, frames: int = 60, rate: float = 10.0, size: str = '
         title += '  —  UNTRAINED network (random weights)'
     sheet = contact_sheet(out / 'contact_sheet.png', rows, est_xyz, gt_sel, gt_all, title)
 
+    # accuracy against the renderer's ground truth: metres as published, and per-frame median-scaled
+    from ..metrics import DepthMetricAccumulator
+    acc = DepthMetricAccumulator(max_depth=80.0)
+    for st in stamps:
+        acc.add(image_to_float(depth_by_stamp[st].msg), seq.depths[sent[st][0]])
+    depth_acc = acc.summary()
+    gt_len = float(np.sum(np.linalg.norm(np.diff(gt_sel, axis=0), axis=1))) if len(gt_sel) > 1 else 0.0
+    est_len = float(np.sum(np.linalg.norm(np.diff(est_xyz, axis=0), axis=1))) if len(est_xyz) > 1 else 0.0
+
     summary = {
         'frames_sent': frames, 'rate_hz': rate, 'input_size': [width, height], 'network_size': [net_w, net_h],
         'iterations': iterations, 'num_refs': num_refs, 'device': device, 'cpu_threads': cpu_threads,
@@ -206,6 +220,13 @@ def run_demo(out_root: Path, frames: int = 60, rate: float = 10.0, size: str = '
         'node_inference_ms_p50': _float(diag.get('inference_p50_ms')),
         'node_publish_ms_p50': _float(diag.get('publish_p50_ms')),
         'dropped': {k[len('dropped_'):]: int(v) for k, v in diag.items() if k.startswith('dropped_')},
+        'metric_enabled': metric, 'scale_regime': diag.get('scale_regime', ''),
+        'scale': _float(diag.get('scale')), 'route': diag.get('route', ''),
+        'metric_depth_outputs': outputs.count('metric_depth'),
+        'metric_latency_ms_p50': _float(diag.get('metric_latency_p50_ms')),
+        'depth_abs_rel_metric': depth_acc['metric']['abs_rel'],
+        'depth_abs_rel_median_scaled': depth_acc['median_scaled']['abs_rel'],
+        'path_length_m': est_len, 'gt_path_length_m': gt_len,
         'bag': str(bag), 'contact_sheet': str(sheet),
     }
     (out / 'summary.json').write_text(json.dumps(summary, indent=2))
@@ -216,6 +237,11 @@ def run_demo(out_root: Path, frames: int = 60, rate: float = 10.0, size: str = '
     log(f'[demo] {len(stamps)} depth maps from {frames} frames; latency publish -> depth '
         f'p50 {summary["latency_ms_p50"] or nan:.0f} ms, p95 {summary["latency_ms_p95"] or nan:.0f} ms; '
         f'node inference p50 {summary["node_inference_ms_p50"] or nan:.0f} ms')
+    log(f'[demo] scale: {summary["scale_regime"] or "-"} (scale {summary["scale"] or nan:.3f}, head '
+        f'{summary["route"] or "-"}, {summary["metric_depth_outputs"]} metric_depth maps); depth AbsRel vs '
+        f'ground truth {summary["depth_abs_rel_metric"]:.3f} as published, '
+        f'{summary["depth_abs_rel_median_scaled"]:.3f} '
+        f'median-scaled; path {est_len:.2f} m (truth {gt_len:.2f} m)')
     if untrained:
         log('[demo] NOTE: no trained DRO checkpoint: the network has random weights, so depth and trajectory '
             'are meaningless (pass --checkpoint, or ship dro_depth/weights/dro_default.safetensors)')
@@ -238,7 +264,8 @@ def _live_line(client: Any, sent: Dict[int, tuple], elapsed: float) -> str:
     elapsed = max(elapsed, 1e-3)
     return (f't={elapsed:4.1f}s  in {len(sent) / elapsed:4.1f} Hz  out {len(depth) / elapsed:4.1f} Hz'
             f'  depth {len(depth)}  {lat_text}  dropped(overload) {d.get("dropped_overload", "-")}'
-            f'  state {d.get("tracking_state", "-")}')
+            f'  state {d.get("tracking_state", "-")}  scale {d.get("scale_regime", "-")} '
+            f'{d.get("scale", "")}')
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -253,9 +280,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--checkpoint', default='', help="DRO checkpoint ('' = bundled default if any)")
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--no-metric', action='store_true', help='metric depth and scale off (DRO units)')
     args = parser.parse_args(argv)
     run_demo(Path(args.out), args.frames, args.rate, args.size, args.network, args.iterations, args.num_refs,
-             args.checkpoint, args.device, args.seed)
+             args.checkpoint, args.device, args.seed, metric=not args.no_metric)
     return 0
 
 

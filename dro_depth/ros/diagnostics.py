@@ -5,13 +5,15 @@ scripts read them): rates, latency percentiles, counts, drops per reason with th
 queue depth, and the estimator's settings and state. Level:
 
 * ERROR: the inference thread died;
-* WARN: untrained network, tracking lost, or frames dropped since the previous report;
+* ERROR: the metric thread died;
+* WARN: untrained network, tracking lost, frames dropped since the previous report, or no valid metric
+  scale after several metric frames;
 * OK otherwise.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
@@ -46,7 +48,8 @@ class DiagnosticsReporter:
         self.hardware_id = hardware_id
         self._last_dropped: Optional[int] = None
 
-    def status(self, snapshot: Mapping[str, Any], info: Mapping[str, Any]) -> DiagnosticStatus:
+    def status(self, snapshot: Mapping[str, Any], info: Mapping[str, Any],
+               extra_problems: Sequence[str] = ()) -> DiagnosticStatus:
         """Build the status.
 
         Args:
@@ -54,6 +57,7 @@ class DiagnosticsReporter:
             info: node facts: device, precision, iterations, num_refs, tracking_state, tracking_reason,
                 untrained (bool), checkpoint, queue_depth, pending_unpaired, worker_alive (bool), ... Any
                 extra key is reported as it is.
+            extra_problems: more reasons for a WARN (e.g. from the metric branch).
         """
         drops = snapshot['drops']
         dropped = int(sum(drops.values()))
@@ -94,6 +98,9 @@ class DiagnosticsReporter:
             problems.append('UNTRAINED network: random weights, outputs are meaningless')
         if str(info.get('tracking_state', '')) == 'lost':
             problems.append(f'tracking lost: {info.get("tracking_reason", "")}')
+        problems.extend(extra_problems)
+        if info.get('metric_worker_alive') is False:
+            level = DiagnosticStatus.ERROR
         if newly_dropped > 0:
             counts = ', '.join(f'{r} {n}' for r, n in drops.items() if n)
             problems.append(f'dropping frames ({counts})')
@@ -103,6 +110,8 @@ class DiagnosticsReporter:
             message = 'tracking' if snapshot['published'] else 'waiting for images'
             if snapshot['published'] and info.get('tracking_state'):
                 message = str(info['tracking_state'])
+                if info.get('scale_regime'):
+                    message += f', {info["scale_regime"]}'
         else:
             message = '; '.join(problems)
         return DiagnosticStatus(level=level, name=self.name, message=message, hardware_id=self.hardware_id,

@@ -87,10 +87,29 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               '(tracking LOST)', low=1e-3, high=100.0),
     ParamSpec('max_step_rotation_deg', 45.0, 'per-frame rotation above which a pose is rejected',
               low=0.1, high=180.0),
-    ParamSpec('min_depth', 0.1, 'metres; depth below is published as NaN', low=1e-3, high=1e4,
+    ParamSpec('min_depth', 0.1, 'metres; depth below is published as NaN (with metric.enabled: applied after '
+              'scaling)', low=1e-3, high=1e4,
               constraint='min_depth < max_depth'),
-    ParamSpec('max_depth', 80.0, 'metres; depth above is published as NaN', low=1e-3, high=1e4,
+    ParamSpec('max_depth', 80.0, 'metres; depth above is published as NaN (with metric.enabled: applied '
+              'after scaling)', low=1e-3, high=1e4,
               constraint='min_depth < max_depth'),
+    # --- metric depth and scale
+    ParamSpec('metric.enabled', True, 'run the metric-depth model in its own thread, publish metric_depth '
+              'and make depth, pose and odom metric once the scale is known (off: DRO units throughout)'),
+    ParamSpec('metric.checkpoint', '', "metric model: a light model from 'dro-depth train' or a released "
+              "ZoeD_M12_{N,K,NK} file (.pt / .safetensors); '' = the bundled light model"),
+    ParamSpec('metric.backbone', 'auto', "'auto' = as the checkpoint says; 'light' or 'beit' to insist",
+              choices=('auto', 'light', 'beit')),
+    ParamSpec('metric.domain', 'auto', "metric head: 'auto' = the router's choice with hysteresis, or force "
+              "'indoor' (NYU head) / 'outdoor' (KITTI head) (run-time)",
+              choices=('auto', 'indoor', 'outdoor'), dynamic=True),
+    ParamSpec('metric.rate', 0, 'run the metric model on every n-th processed frame; 0 = on keyframes only '
+              '(run-time). A busy metric thread skips frames, never DRO',
+              low=0, high=1000, step=1, dynamic=True),
+    ParamSpec('metric.resolution', '', "metric network size 'HxW' (multiples of 32, aspect kept); '' = the "
+              "model's own (light 192x256, ZoeDepth 384x512)", constraint="'HxW' or empty"),
+    ParamSpec('metric.precision', 'fp32', 'metric backbone precision (the metric head stays fp32); fp16 '
+              'needs CUDA, bf16 is fast on CPUs with AMX', choices=('fp32', 'bf16', 'fp16')),
     # --- frames
     ParamSpec('odom_frame', 'odom', 'frame of pose, odom, path and the TF parent (REP 105)',
               constraint='non-empty'),
@@ -120,6 +139,9 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec('output_qos_depth', 5, 'history depth of the published topics', low=1, high=100, step=1),
     ParamSpec('diagnostics_period', 1.0, 'seconds between /diagnostics messages', low=0.1, high=60.0),
 )
+
+#: The estimator's depth limits (DRO units) while the metric branch is on.
+METRIC_DRO_DEPTH_RANGE = (1e-4, 1e5)
 
 _BY_NAME: Dict[str, ParamSpec] = {p.name: p for p in PARAMETERS}
 PARAMETER_NAMES = frozenset(_BY_NAME)
@@ -163,6 +185,12 @@ def validate(name: str, value: Any) -> Optional[str]:
         return f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}"
     if p.constraint == 'non-empty' and not value.strip():
         return f'{name} must not be empty'
+    if name == 'metric.resolution':
+        from ..metric_depth import parse_resolution
+        try:
+            parse_resolution(value)
+        except ValueError as exc:
+            return f'{name}: {exc}'
     return None
 
 
@@ -238,4 +266,7 @@ def estimator_config(values: Mapping[str, Any]):
         keyframe_max_interval=values['keyframe_max_interval'],
         static_baseline_ratio=values['static_baseline_ratio'], max_time_gap=values['max_time_gap'],
         max_step_ratio=values['max_step_ratio'], max_step_rotation_deg=values['max_step_rotation_deg'],
-        min_depth=values['min_depth'], max_depth=values['max_depth'])
+        # With the metric branch on, min/max_depth apply in metres after scaling (MetricScaler); the
+        # estimator's own limits act in DRO units and would cut valid depth, so they are opened up.
+        min_depth=METRIC_DRO_DEPTH_RANGE[0] if values.get('metric.enabled') else values['min_depth'],
+        max_depth=METRIC_DRO_DEPTH_RANGE[1] if values.get('metric.enabled') else values['max_depth'])

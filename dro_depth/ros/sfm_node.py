@@ -2,13 +2,14 @@
 
 Subscribes (remappable):  image (sensor_msgs/Image), camera_info (sensor_msgs/CameraInfo)
 Publishes:                depth, depth/camera_info, confidence, pose, odom, path, points, /tf,
-                          /diagnostics
+                          metric_depth, metric_depth/camera_info, /diagnostics
 Parameters:               see :mod:`dro_depth.ros.params` and config/sfm.yaml
 
 The executor thread only pairs messages and drops them into a single-slot mailbox; a worker thread
 runs :class:`~dro_depth.estimator.SfmEstimator` on the newest frame and publishes (see
-:mod:`dro_depth.ros.worker`). Bad input never stops the node: it is logged (throttled) and counted per
-reason in /diagnostics.
+:mod:`dro_depth.ros.worker`). With ``metric.enabled``, a third thread runs the metric-depth model at a
+lower rate and the outputs become metric once its scale is known (see :mod:`dro_depth.ros.metric`).
+Bad input never stops the node: it is logged (throttled) and counted per reason in /diagnostics.
 
     ros2 run dro_depth sfm_node --ros-args -r image:=/camera/image_raw \
         -r camera_info:=/camera/camera_info --params-file config/sfm.yaml
@@ -30,12 +31,14 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
 
 from ..geometry import IntrinsicsError
 from .conversions import (COLOR_ENCODINGS, ImageConversionError, camera_from_info, image_to_rgb, stamp_to_ns,
                           stamp_to_sec)
 from .diagnostics import DiagnosticsReporter
 from .frames import TfBridge
+from .metric import MetricBranch
 from .outputs import OutputPublisher
 from .pairing import CameraPairing
 from .params import DYNAMIC_PARAMETERS, PARAMETER_NAMES, declare_parameters, estimator_config, validate
@@ -63,13 +66,16 @@ class SfmNode(Node):
 
     Args:
         estimator: an already built estimator (tests, embedding); built from the parameters otherwise.
+        metric_model: an already built :class:`~dro_depth.metric_depth.MetricDepthEstimator` (used when
+            ``metric.enabled``); built from the ``metric.*`` parameters otherwise.
         **kwargs: passed to :class:`rclpy.node.Node` (``context``, ``cli_args``, ``parameter_overrides``).
 
     Raises:
         ParameterError: a parameter is invalid (the message says which and why).
     """
 
-    def __init__(self, estimator: Any = None, node_name: str = 'sfm_node', **kwargs: Any) -> None:
+    def __init__(self, estimator: Any = None, node_name: str = 'sfm_node', metric_model: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         log = self.get_logger()
         self.values: Dict[str, Any] = declare_parameters(self)
@@ -97,6 +103,16 @@ class SfmNode(Node):
                  f'{estimator.iterations} iterations, {estimator.num_refs} references, checkpoint '
                  f'{checkpoint or "(none: untrained)"}')
 
+        self.metric: Optional[MetricBranch] = None
+        if self.values['metric.enabled']:
+            self.metric = MetricBranch(self, self.values, metric_model)
+            m = self.metric.model
+            log.info(f'metric depth: {m.backbone} ZoeDepth {m.variant} on {m.device} ({m.config.precision}), '
+                     f'network {m.model.img_size[0]}x{m.model.img_size[1]}, domain {m.domain}, every '
+                     f'{"keyframe" if self.metric.rate == 0 else f"{self.metric.rate}. frame"}; checkpoint '
+                     f'{m.checkpoint}' + (f' (trained on {m.trained_on})' if m.trained_on else ''))
+        else:
+            log.info('metric depth off (metric.enabled false): depth, pose and odom are in DRO units')
         self.tf = TfBridge(self, self.values['publish_tf'])
         self.outputs = OutputPublisher(self, self.values, self.tf)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', diagnostics_qos())
@@ -159,6 +175,11 @@ class SfmNode(Node):
         if 'num_refs' in updates:
             with self._settings_lock:
                 self._pending_num_refs = updates['num_refs']      # applied by the worker between frames
+        if self.metric is not None:
+            if 'metric.domain' in updates:
+                self.metric.set_domain(updates['metric.domain'])
+            if 'metric.rate' in updates:
+                self.metric.rate = updates['metric.rate']
         self.values.update(updates)
         if updates:
             self.get_logger().info('parameters changed: ' + ', '.join(f'{k}={v}' for k, v in updates.items()))
@@ -170,7 +191,8 @@ class SfmNode(Node):
             self.stats.set_drops('unpaired', self.pairing.unpaired(),
                                  'no CameraInfo with the same stamp arrived (message_filters queue)')
         snapshot = self.stats.snapshot()
-        status = self._reporter.status(snapshot, self.diagnostics_info())
+        problems = self.metric.problems() if self.metric is not None else []
+        status = self._reporter.status(snapshot, self.diagnostics_info(), problems)
         self._diag_pub.publish(self._reporter.array(status, self.get_clock().now().to_msg()))
 
     def diagnostics_info(self) -> Dict[str, Any]:
@@ -199,6 +221,11 @@ class SfmNode(Node):
             'rss_mb': _rss_mb(),
         }
         info.update(self.outputs.info())
+        info['metric_enabled'] = self.metric is not None
+        if self.metric is not None:
+            info.update(self.metric.diagnostics())
+        else:
+            info['scale_regime'] = 'dro_units'
         return info
 
     # ------------------------------------------------------------------ worker thread
@@ -223,6 +250,9 @@ class SfmNode(Node):
             self._bad('bad_input', f'{type(exc).__name__}: {exc}')
             return
         self._last_stamp_ns = stamp_ns
+        if self.metric is not None:
+            header = Header(stamp=image.header.stamp, frame_id=self.outputs.camera_frame(image.header))
+            result = self.metric.process(result, rgb, header, info)
         self._last_result = result
         self.stats.frame_processed(inference_ms)
         if self.worker.stopping:
@@ -245,6 +275,8 @@ class SfmNode(Node):
         """Stop the worker (after its current frame) and drop the subscriptions."""
         if not self.worker.stop(timeout):
             self.get_logger().warning(f'inference thread did not stop within {timeout:.0f} s')
+        if self.metric is not None and not self.metric.stop(timeout):
+            self.get_logger().warning(f'metric thread did not stop within {timeout:.0f} s')
         self.tf.close()
 
     def destroy_node(self) -> None:

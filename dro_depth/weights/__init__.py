@@ -1,8 +1,9 @@
 """Bundled model files.
 
 ``dro_default.safetensors`` (with ``dro_default.yaml`` describing how it was trained) is the default DRO
-model used when no checkpoint is given. Until one is committed, :func:`default_dro_checkpoint` returns
-``None`` and callers say clearly that their output is untrained.
+model used when no checkpoint is given; ``metric_default.safetensors`` (``metric_default.yaml``) the
+default light metric-depth model of the node's metric branch. When a file is missing, the functions
+return ``None`` and callers say clearly what is missing (untrained DRO, no metric model).
 """
 from __future__ import annotations
 

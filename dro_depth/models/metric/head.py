@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -28,7 +28,7 @@ from dro_depth.models.metric.router import PatchTransformerEncoder
 
 logger = logging.getLogger(__name__)
 
-DomainSpec = Union[None, str, int, Sequence[Union[None, str, int]]]
+DomainSpec = Union[None, str, int, Sequence[Union[None, str, int]], Callable[[Tensor], Sequence[str]]]
 
 
 @dataclass
@@ -229,7 +229,9 @@ class ZoeDepthHead(nn.Module):
             rel_depth: ``(B, H, W)`` relative depth (used by N/K; NK ignores it).
             features: ``[out_conv (B,32,H,W), l4_rn, r4, r3, r2, r1]``.
             domain: None / ``'auto'`` (router), ``'indoor'``/``'nyu'``, ``'outdoor'``/``'kitti'`` for the
-                whole batch, or a per-image list. Single-head models ignore it (with a warning).
+                whole batch, or a per-image list. Single-head models ignore it (with a warning). Or a
+                callable taking the router's probabilities ``(B, 2)`` and returning a per-image list (a
+                route with hysteresis); it is not called for single-head models.
             return_probs: also return final ``bin_centers`` and ``probs`` ``(B, n_bins, H, W)``.
             return_intermediates: also return seed/stage centres, ``clb_p``, ``clb_t`` (and the router token).
             all_heads: run every head on every image (``metric_depth_by_head``; one entry for N / K).
@@ -241,7 +243,8 @@ class ZoeDepthHead(nn.Module):
         cfg = self.config
         out_conv, btlnck, blocks = features[0], features[1], list(features[2:])
         batch = out_conv.shape[0]
-        forced = self._resolve_domains(domain, batch)
+        chooser = domain if callable(domain) else None
+        forced = self._resolve_domains(None if chooser else domain, batch)
         x = self.conv2(btlnck)
         intermediates: Dict[str, object] = {}
         logits = probs_route = None
@@ -250,6 +253,8 @@ class ZoeDepthHead(nn.Module):
             logits = self.mlp_classifier(token)
             probs_route = torch.softmax(logits, dim=-1)
             auto = torch.argmax(logits, dim=-1).tolist()
+            if chooser is not None:
+                forced = self._resolve_domains(list(chooser(probs_route.detach())), batch)
             names = [f if f is not None else DOMAIN_NAMES[a] for f, a in zip(forced, auto)]
             if return_intermediates:
                 intermediates['class_token_embedding'] = token

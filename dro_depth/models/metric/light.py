@@ -8,7 +8,8 @@ into ``core.encoder``. No weights ship with it: it is meant to be trained (e.g. 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Dict, List, Optional, Tuple
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -134,3 +135,67 @@ def build_light_zoedepth(domain: str = 'N', width: int = 64, img_size: Tuple[int
     core = LightCore(width, output_stride=output_stride)
     return ZoeDepth(core, light_head_config(domain, width, **head_overrides), img_size, keep_aspect_ratio,
                     core_dtype=core_dtype)
+
+
+#: ``format`` value in the safetensors header of a light metric model.
+LIGHT_FORMAT = 'dro_depth.metric_light'
+
+
+def light_model_config(model: ZoeDepth) -> Dict[str, object]:
+    """What :func:`load_light_zoedepth` needs to rebuild ``model`` (stored in the file header)."""
+    core = model.core
+    if not isinstance(core, LightCore):
+        raise TypeError(f'not a light metric model (core is {type(core).__name__})')
+    return {'format': LIGHT_FORMAT, 'variant': 'NK' if model.config.multi_head else 'N', 'width': core.width,
+            'output_stride': core.output_stride, 'img_size': list(model.img_size),
+            'keep_aspect_ratio': model.keep_aspect_ratio,
+            # trained on whole, unpadded frames: infer() must not add the official reflect padding, which
+            # shrinks the content and so changes the apparent field of view (and the metric depth)
+            'pad_input': False}
+
+
+def save_light_zoedepth(model: ZoeDepth, path: str | Path, metadata: Optional[Mapping[str, object]] = None,
+                        half: bool = False) -> Path:
+    """Write a light metric model as safetensors (config in the header), readable by
+    :func:`load_light_zoedepth`.
+
+    Args:
+        half: store floating tensors as float16 (half the size; loading casts back).
+    """
+    from dro_depth.models.checkpoints import save_state_dict
+
+    meta = {**light_model_config(model), **dict(metadata or {})}
+    return save_state_dict(model.state_dict(), path, metadata=meta, half=half)
+
+
+def load_light_zoedepth(path: str | Path, device: torch.device | str = 'cpu',
+                        dtype: torch.dtype = torch.float32,
+                        img_size: Optional[Tuple[int, int]] = None) -> Tuple[ZoeDepth, Dict[str, object]]:
+    """Rebuild and strictly load a light metric model written by :func:`save_light_zoedepth`.
+
+    Args:
+        img_size: network size ``(h, w)`` of the resize rule (default: the one it was trained at).
+
+    Returns:
+        ``(model in eval mode, header metadata)``.
+
+    Raises:
+        FileNotFoundError: no such file. CheckpointError: not a light metric model, or keys/shapes differ.
+    """
+    from dro_depth.models.checkpoints import CheckpointError, check_state_dict, load_weights_file
+
+    sd, meta = load_weights_file(Path(path))
+    if meta.get('format') != LIGHT_FORMAT:
+        raise CheckpointError(f'{path}: not a light metric model (header format {meta.get("format")!r}, '
+                              f'expected {LIGHT_FORMAT!r}); released ZoeDepth files load with load_zoedepth')
+    try:
+        size = tuple(int(v) for v in (img_size or meta['img_size']))
+        model = build_light_zoedepth(str(meta['variant']), width=int(meta['width']), img_size=size,
+                                     keep_aspect_ratio=bool(meta.get('keep_aspect_ratio', True)),
+                                     output_stride=int(meta['output_stride']))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f'{path}: light metric model header is incomplete or invalid ({exc})') from exc
+    expected = model.state_dict()
+    check_state_dict(expected, sd, source=str(path))
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in sd.items()}, strict=True)
+    return model.to(device=device, dtype=dtype).eval(), meta

@@ -1,0 +1,242 @@
+"""Training the light metric-depth model (ResNet-18 + small DPT decoder + ZoeDepth metric-bins head).
+
+    dro-depth train --config dro_depth/configs/metric_default.yaml --out runs/metric [--steps N] [--resume]
+
+Loss: ZoeDepth's scale-invariant log loss (``10 sqrt(Var g + 0.15 mean(g)^2)``, g = log pred - log gt) on the
+head of the image's domain (teacher forcing), plus, for the two-head ``NK`` variant, a cross-entropy that
+teaches the router the indoor/outdoor label. The output folder has the same layout as DRO training
+(``config.yaml``, ``last.safetensors``, ``last.optim.safetensors``, ``losses.csv/png``,
+``final.safetensors``) plus ``heldout.json`` when ``heldout_seeds`` are given.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+import yaml
+
+from .estimator import resolve_device
+from .losses import silog_loss
+from .models.metric.light import build_light_zoedepth, load_light_zoedepth, save_light_zoedepth
+from .train import DataConfig, _infinite, _load_optimizer, _plot_losses, _save_optimizer, load_sequences, \
+    warmup_cosine
+
+__all__ = ['MetricTrainConfig', 'train_metric']
+
+logger = logging.getLogger(__name__)
+
+#: Depth range each head is trained on (metres): the released heads' ranges.
+HEAD_MAX_DEPTH = (10.0, 80.0)        # indoor (NYU), outdoor (KITTI)
+
+
+@dataclass
+class MetricTrainConfig:
+    model: str = 'metric'
+    variant: str = 'NK'                   # 'N' (one head) or 'NK' (indoor + outdoor heads and router)
+    features: int = 64                    # decoder / head width (256 in the released models)
+    output_stride: int = 2                # 1: head at network resolution; 2: half (about 2x faster)
+    height: int = 192                     # network input size
+    width: int = 256
+    steps: int = 2000
+    batch_size: int = 4
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    silog_lambda: float = 0.85
+    router_weight: float = 0.5
+    augment: bool = True
+    init_checkpoint: str = ''             # fine-tune from this light model (e.g. on a robot's logs)
+    seed: int = 0
+    device: str = 'auto'
+    threads: int = 0
+    log_every: int = 10
+    ckpt_every: int = 100
+    save_half: bool = True
+    heldout_seeds: List[int] = field(default_factory=list)    # synthetic seeds evaluated after training
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def validate(self) -> None:
+        if self.model != 'metric':
+            raise ValueError(f"model must be 'metric' for metric training, got {self.model!r}")
+        if self.variant not in ('N', 'NK'):
+            raise ValueError(f"variant must be 'N' or 'NK', got {self.variant!r}")
+        if self.height % 32 or self.width % 32:
+            raise ValueError(f'height/width must be multiples of 32, got {self.height}x{self.width}')
+        if self.output_stride not in (1, 2):
+            raise ValueError(f'output_stride must be 1 or 2, got {self.output_stride}')
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError('steps and batch_size must be >= 1')
+        if self.data.source not in ('synthetic', 'bag', 'folder'):
+            raise ValueError(f"data.source must be synthetic, bag or folder, got {self.data.source!r}")
+        if self.data.source != 'synthetic' and self.data.domain not in ('indoor', 'outdoor'):
+            raise ValueError("bag/folder data needs data.domain: indoor or outdoor")
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> 'MetricTrainConfig':
+        d = dict(d)
+        data = DataConfig(**d.pop('data', {}))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f'unknown metric training config keys: {sorted(unknown)}')
+        return cls(data=data, **d)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> 'MetricTrainConfig':
+        with open(path) as f:
+            return cls.from_dict(yaml.safe_load(f) or {})
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def build_metric_dataset(cfg: MetricTrainConfig):
+    from .data.mono_dataset import MonoDepthDataset
+
+    seqs = load_sequences(cfg.data, need_ground_truth=False)
+    missing = [i for i, s in enumerate(seqs) if s.depths is None]
+    if missing:
+        raise ValueError(f'metric training needs depth ground truth; sequences {missing} have none '
+                         '(set data.depth_topic for bags)')
+    domains = None if cfg.data.source == 'synthetic' else [cfg.data.domain] * len(seqs)
+    logger.info('metric training on %d sequences, %d frames', len(seqs), sum(len(s) for s in seqs))
+    return MonoDepthDataset(seqs, cfg.height, cfg.width, domains=domains, augment=cfg.augment, seed=cfg.seed)
+
+
+def metric_losses(out, depth: torch.Tensor, domain: torch.Tensor, silog_lambda: float = 0.85,
+                  router_weight: float = 0.5) -> Dict[str, torch.Tensor]:
+    """SILog on the valid pixels of each image's head range, plus the router cross-entropy (NK).
+
+    Args:
+        out: :class:`MetricDepthOutput` of a forward pass with ``domain`` forced to the labels.
+        depth: ``(B, 1, H, W)`` metres, NaN invalid. domain: ``(B,)`` 0 indoor / 1 outdoor.
+    """
+    max_depth = torch.tensor(HEAD_MAX_DEPTH, device=depth.device)[domain].view(-1, 1, 1, 1)
+    valid = torch.isfinite(depth) & (depth > 1e-3) & (depth <= max_depth)
+    gt = torch.where(valid, depth, torch.ones_like(depth))
+    silog = silog_loss(out.metric_depth.float(), gt, lam=silog_lambda, valid=valid)
+    losses = {'silog': silog}
+    loss = silog
+    if out.domain_logits is not None:
+        ce = F.cross_entropy(out.domain_logits.float(), domain)
+        losses['router_ce'] = ce
+        loss = loss + router_weight * ce
+    losses['loss'] = loss
+    return losses
+
+
+def train_metric(cfg: MetricTrainConfig, out_dir: str | Path, resume: bool = False,
+                 progress: bool = True) -> Path:
+    """Train the light metric model; returns the path of the final safetensors file."""
+    cfg.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    with open(out / 'config.yaml', 'w') as f:
+        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+
+    if resume and (out / 'last.safetensors').is_file():
+        model, _ = load_light_zoedepth(out / 'last.safetensors', device=device)
+    elif cfg.init_checkpoint:
+        model, meta = load_light_zoedepth(cfg.init_checkpoint, device=device,
+                                          img_size=(cfg.height, cfg.width))
+        if (meta['variant'], meta['width'], meta['output_stride']) != (cfg.variant, cfg.features,
+                                                                       cfg.output_stride):
+            raise ValueError(f'init_checkpoint is a {meta["variant"]} model of width {meta["width"]} '
+                             'and output '
+                             f'stride {meta["output_stride"]}; the config asks for {cfg.variant}, '
+                             f'{cfg.features}, {cfg.output_stride}')
+    else:
+        model = build_light_zoedepth(cfg.variant, width=cfg.features, img_size=(cfg.height, cfg.width),
+                                     output_stride=cfg.output_stride).to(device)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start = 0
+    if resume and (out / 'last.optim.safetensors').is_file():
+        start = _load_optimizer(opt, out / 'last.optim.safetensors')
+        logger.info('resumed at step %d from %s', start, out)
+    sched = warmup_cosine(opt, cfg.steps, cfg.lr, start)
+
+    dataset = build_metric_dataset(cfg)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                                         num_workers=0,
+                                         generator=torch.Generator().manual_seed(cfg.seed + start))
+    batches = _infinite(loader)
+    csv_path = out / 'losses.csv'
+    new_csv = start == 0 or not csv_path.is_file()
+    csv_file = open(csv_path, 'w' if new_csv else 'a', newline='')
+    writer: Optional[csv.DictWriter] = None
+    names = ['indoor', 'outdoor']
+
+    from tqdm import tqdm
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
+               desc='train metric', unit='step', dynamic_ncols=True)
+    t0 = time.time()
+    ema: Dict[str, float] = {}
+    try:
+        for step in bar:
+            batch = {k: v.to(device) for k, v in next(batches).items()}
+            forced = [names[i] for i in batch['domain'].tolist()]
+            out_m = model(batch['image'], forced, resize=False)
+            losses = metric_losses(out_m, batch['depth'], batch['domain'], cfg.silog_lambda,
+                                   cfg.router_weight)
+            loss = losses['loss']
+            opt.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                logger.warning('step %d: non-finite loss, batch skipped', step)
+                continue
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            for k, v in losses.items():
+                v = float(v.detach())
+                ema[k] = v if k not in ema else 0.9 * ema[k] + 0.1 * v
+            bar.set_postfix({k: f'{v:.4f}' for k, v in ema.items()})
+            if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+                row = {'step': step + 1, 'seconds': round(time.time() - t0, 1),
+                       'lr': sched.get_last_lr()[0], **{k: round(v, 6) for k, v in ema.items()}}
+                if writer is None:
+                    writer = csv.DictWriter(csv_file, fieldnames=list(row))
+                    if new_csv:
+                        writer.writeheader()
+                writer.writerow(row)
+                csv_file.flush()
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
+                save_light_zoedepth(model, out / 'last.safetensors', metadata={'step': step + 1})
+                _save_optimizer(opt, step + 1, out / 'last.optim.safetensors')
+                _plot_losses(csv_path, out / 'losses.png')
+    finally:
+        csv_file.close()
+        bar.close()
+    model.eval()
+    final = save_light_zoedepth(model, out / 'final.safetensors', half=cfg.save_half,
+                                metadata={'steps': cfg.steps, 'trained_on': _describe_data(cfg.data)})
+    _plot_losses(csv_path, out / 'losses.png')
+    if cfg.heldout_seeds:
+        from .metric_eval import evaluate_metric_model, heldout_sequences
+
+        model, _ = load_light_zoedepth(final, device=device)
+        report = evaluate_metric_model(model, heldout_sequences(cfg.heldout_seeds, cfg.data))
+        with open(out / 'heldout.json', 'w') as f:
+            json.dump(report, f, indent=2)
+        logger.info('held-out: %s', json.dumps(report['all']))
+    logger.info('final metric model: %s', final)
+    return final
+
+
+def _describe_data(data: DataConfig) -> str:
+    if data.source == 'synthetic':
+        return f'synthetic {"+".join(data.kinds)} seeds {min(data.seeds)}-{max(data.seeds)}'
+    return f'{data.source}: {len(data.paths)} paths ({data.domain})'
