@@ -25,7 +25,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import torch
 import yaml
@@ -35,7 +35,7 @@ from .estimator import resolve_device
 from .losses import self_supervised_loss, supervised_loss
 from .models.dro import build_dro, load_dro, save_dro
 
-__all__ = ['DataConfig', 'TrainConfig', 'train', 'main']
+__all__ = ['DataConfig', 'TrainConfig', 'train', 'optimise', 'warmup_cosine', 'main']
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +63,47 @@ class DataConfig:
     domain: str = ''                      # metric model: 'indoor'/'outdoor' label of bag/folder data
 
 
+class RunConfig:
+    """YAML round trip of a training config dataclass with a nested ``data`` (:class:`DataConfig`)."""
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]):
+        d = dict(d)
+        data = DataConfig(**d.pop('data', {}))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f'unknown training config keys: {sorted(unknown)}')
+        return cls(data=data, **d)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path):
+        with open(path) as f:
+            return cls.from_dict(yaml.safe_load(f) or {})
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        raise NotImplementedError
+
+
+def prepare_run(cfg: RunConfig, out_dir: str | Path) -> tuple:
+    """Validate ``cfg``, create ``out_dir`` with ``config.yaml``, set threads and seed: ``(out, device)``."""
+    cfg.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    with open(out / 'config.yaml', 'w') as f:
+        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+    return out, device
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     mode: str = 'supervised'              # supervised | self_supervised
     steps: int = 2000
     batch_size: int = 4
@@ -97,23 +136,6 @@ class TrainConfig:
         if self.data.source not in ('synthetic', 'bag', 'folder'):
             raise ValueError(f"data.source must be synthetic, bag or folder, got {self.data.source!r}")
 
-    @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> 'TrainConfig':
-        d = dict(d)
-        data = DataConfig(**d.pop('data', {}))
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f'unknown training config keys: {sorted(unknown)}')
-        return cls(data=data, **d)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> 'TrainConfig':
-        with open(path) as f:
-            return cls.from_dict(yaml.safe_load(f) or {})
-
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def load_sequences(data: DataConfig, need_ground_truth: bool) -> list:
@@ -226,17 +248,65 @@ def _plot_losses(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
+def optimise(model: torch.nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LambdaLR,
+             batches: Iterator[Dict[str, torch.Tensor]],
+             losses_of: Callable[[Dict[str, torch.Tensor]], Dict[str, torch.Tensor]], out: Path, *, start: int,
+             steps: int, grad_clip: float, log_every: int, ckpt_every: int,
+             save_weights: Callable[[Path, int], Any], desc: str = 'train', progress: bool = True) -> None:
+    """The training loop shared by DRO and the metric model.
+
+    Steps ``start .. steps-1``: ``losses_of(next(batches))`` (a dict with ``'loss'``), a non-finite loss skips
+    the batch, gradient clipping, optimizer and scheduler step; a tqdm bar with smoothed losses;
+    ``out/losses.csv`` every ``log_every`` steps (appended to when resuming); every ``ckpt_every`` steps
+    and at the end, ``save_weights(out / 'last.safetensors', step)``, the optimizer state and the plot.
+    """
+    csv_path = out / 'losses.csv'
+    new_csv = start == 0 or not csv_path.is_file()
+    csv_file = open(csv_path, 'w' if new_csv else 'a', newline='')
+    writer: Optional[csv.DictWriter] = None
+
+    from tqdm import tqdm
+    bar = tqdm(range(start, steps), initial=start, total=steps, disable=not progress, desc=desc, unit='step',
+               dynamic_ncols=True)
+    t0 = time.time()
+    ema: Dict[str, float] = {}
+    try:
+        for step in bar:
+            losses = losses_of(next(batches))
+            loss = losses['loss']
+            opt.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                logger.warning('step %d: non-finite loss, batch skipped', step)
+                continue
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+            sched.step()
+            for k, v in losses.items():
+                v = float(v.detach())
+                ema[k] = v if k not in ema else 0.9 * ema[k] + 0.1 * v
+            bar.set_postfix({k: f'{v:.4f}' for k, v in ema.items()})
+            if (step + 1) % log_every == 0 or step + 1 == steps:
+                row = {'step': step + 1, 'seconds': round(time.time() - t0, 1),
+                       'lr': sched.get_last_lr()[0], **{k: round(v, 6) for k, v in ema.items()}}
+                if writer is None:
+                    writer = csv.DictWriter(csv_file, fieldnames=list(row))
+                    if new_csv:
+                        writer.writeheader()
+                writer.writerow(row)
+                csv_file.flush()
+            if (step + 1) % ckpt_every == 0 or step + 1 == steps:
+                save_weights(out / 'last.safetensors', step + 1)
+                _save_optimizer(opt, step + 1, out / 'last.optim.safetensors')
+                _plot_losses(csv_path, out / 'losses.png')
+    finally:
+        csv_file.close()
+        bar.close()
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Run training; returns the path of the final safetensors model."""
-    cfg.validate()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
-    with open(out / 'config.yaml', 'w') as f:
-        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+    out, device = prepare_run(cfg, out_dir)
 
     if resume and (out / 'last.safetensors').is_file():
         model = load_dro(str(out / 'last.safetensors'), device=device, dtype=torch.float32)
@@ -258,62 +328,25 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
                                          num_workers=0,
                                          generator=torch.Generator().manual_seed(cfg.seed + start))
     batches = _infinite(loader)
-    csv_path = out / 'losses.csv'
-    new_csv = start == 0 or not csv_path.is_file()
-    csv_file = open(csv_path, 'w' if new_csv else 'a', newline='')
-    writer: Optional[csv.DictWriter] = None
+    keys = ('image', 'refs', 'K', 'depth', 'T_ref_tgt')
 
-    from tqdm import tqdm
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
-               desc=f'train {cfg.mode}', unit='step', dynamic_ncols=True)
-    t0 = time.time()
-    ema: Dict[str, float] = {}
-    try:
-        for step in bar:
-            batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()
-                     if k in ('image', 'refs', 'K', 'depth', 'T_ref_tgt')}
-            out_m = model(batch['image'], batch['refs'], batch['K'], iterations=cfg.iterations)
-            if cfg.mode == 'supervised':
-                losses = supervised_loss(out_m, batch['depth'], batch['T_ref_tgt'], batch['K'], cfg.gamma,
-                                         cfg.pose_weight)
-            else:
-                losses = self_supervised_loss(out_m, batch['image'], batch['refs'], batch['K'], cfg.gamma,
-                                              cfg.smooth_weight)
-            loss = losses['loss']
-            if not torch.isfinite(loss):
-                logger.warning('step %d: non-finite loss, batch skipped', step)
-                opt.zero_grad(set_to_none=True)
-                continue
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            for k, v in losses.items():
-                v = float(v.detach())
-                ema[k] = v if k not in ema else 0.9 * ema[k] + 0.1 * v
-            bar.set_postfix({k: f'{v:.4f}' for k, v in ema.items()})
-            if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-                row = {'step': step + 1, 'seconds': round(time.time() - t0, 1),
-                       'lr': sched.get_last_lr()[0], **{k: round(v, 6) for k, v in ema.items()}}
-                if writer is None:
-                    writer = csv.DictWriter(csv_file, fieldnames=list(row))
-                    if new_csv:
-                        writer.writeheader()
-                writer.writerow(row)
-                csv_file.flush()
-            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
-                save_dro(model, out / 'last.safetensors', metadata={'step': str(step + 1)})
-                _save_optimizer(opt, step + 1, out / 'last.optim.safetensors')
-                _plot_losses(csv_path, out / 'losses.png')
-    finally:
-        csv_file.close()
-        bar.close()
+    def losses_of(raw: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        batch = {k: v.to(device, non_blocking=True) for k, v in raw.items() if k in keys}
+        out_m = model(batch['image'], batch['refs'], batch['K'], iterations=cfg.iterations)
+        if cfg.mode == 'supervised':
+            return supervised_loss(out_m, batch['depth'], batch['T_ref_tgt'], batch['K'], cfg.gamma,
+                                   cfg.pose_weight)
+        return self_supervised_loss(out_m, batch['image'], batch['refs'], batch['K'], cfg.gamma,
+                                    cfg.smooth_weight)
+
+    optimise(model, opt, sched, batches, losses_of, out, start=start, steps=cfg.steps, grad_clip=cfg.grad_clip,
+             log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, desc=f'train {cfg.mode}', progress=progress,
+             save_weights=lambda path, step: save_dro(model, path, metadata={'step': str(step)}))
     final = out / 'final.safetensors'
     save_dro(model.eval(), final, half=cfg.save_half,
              metadata={'height': str(cfg.height), 'width': str(cfg.width), 'mode': cfg.mode,
                        'steps': str(cfg.steps), 'iterations': str(cfg.iterations)})
-    _plot_losses(csv_path, out / 'losses.png')
+    _plot_losses(out / 'losses.csv', out / 'losses.png')
     logger.info('final model: %s', final)
     return final
 

@@ -10,24 +10,19 @@ teaches the router the indoor/outdoor label. The output folder has the same layo
 """
 from __future__ import annotations
 
-import csv
-import dataclasses
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Dict, List
 
 import torch
 import torch.nn.functional as F
-import yaml
 
-from .estimator import resolve_device
 from .losses import silog_loss
 from .models.metric.light import build_light_zoedepth, load_light_zoedepth, save_light_zoedepth
-from .train import DataConfig, _infinite, _load_optimizer, _plot_losses, _save_optimizer, load_sequences, \
-    warmup_cosine
+from .train import (DataConfig, RunConfig, _infinite, _load_optimizer, _plot_losses, load_sequences, optimise,
+                    prepare_run, warmup_cosine)
 
 __all__ = ['MetricTrainConfig', 'train_metric']
 
@@ -38,7 +33,7 @@ HEAD_MAX_DEPTH = (10.0, 80.0)        # indoor (NYU), outdoor (KITTI)
 
 
 @dataclass
-class MetricTrainConfig:
+class MetricTrainConfig(RunConfig):
     model: str = 'metric'
     variant: str = 'NK'                   # 'N' (one head) or 'NK' (indoor + outdoor heads and router)
     features: int = 64                    # decoder / head width (256 in the released models)
@@ -79,23 +74,6 @@ class MetricTrainConfig:
         if self.data.source != 'synthetic' and self.data.domain not in ('indoor', 'outdoor'):
             raise ValueError("bag/folder data needs data.domain: indoor or outdoor")
 
-    @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> 'MetricTrainConfig':
-        d = dict(d)
-        data = DataConfig(**d.pop('data', {}))
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f'unknown metric training config keys: {sorted(unknown)}')
-        return cls(data=data, **d)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> 'MetricTrainConfig':
-        with open(path) as f:
-            return cls.from_dict(yaml.safe_load(f) or {})
-
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def build_metric_dataset(cfg: MetricTrainConfig):
@@ -136,15 +114,7 @@ def metric_losses(out, depth: torch.Tensor, domain: torch.Tensor, silog_lambda: 
 def train_metric(cfg: MetricTrainConfig, out_dir: str | Path, resume: bool = False,
                  progress: bool = True) -> Path:
     """Train the light metric model; returns the path of the final safetensors file."""
-    cfg.validate()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
-    with open(out / 'config.yaml', 'w') as f:
-        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+    out, device = prepare_run(cfg, out_dir)
 
     if resume and (out / 'last.safetensors').is_file():
         model, _ = load_light_zoedepth(out / 'last.safetensors', device=device)
@@ -173,57 +143,21 @@ def train_metric(cfg: MetricTrainConfig, out_dir: str | Path, resume: bool = Fal
                                          num_workers=0,
                                          generator=torch.Generator().manual_seed(cfg.seed + start))
     batches = _infinite(loader)
-    csv_path = out / 'losses.csv'
-    new_csv = start == 0 or not csv_path.is_file()
-    csv_file = open(csv_path, 'w' if new_csv else 'a', newline='')
-    writer: Optional[csv.DictWriter] = None
     names = ['indoor', 'outdoor']
 
-    from tqdm import tqdm
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
-               desc='train metric', unit='step', dynamic_ncols=True)
-    t0 = time.time()
-    ema: Dict[str, float] = {}
-    try:
-        for step in bar:
-            batch = {k: v.to(device) for k, v in next(batches).items()}
-            forced = [names[i] for i in batch['domain'].tolist()]
-            out_m = model(batch['image'], forced, resize=False)
-            losses = metric_losses(out_m, batch['depth'], batch['domain'], cfg.silog_lambda,
-                                   cfg.router_weight)
-            loss = losses['loss']
-            opt.zero_grad(set_to_none=True)
-            if not torch.isfinite(loss):
-                logger.warning('step %d: non-finite loss, batch skipped', step)
-                continue
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            for k, v in losses.items():
-                v = float(v.detach())
-                ema[k] = v if k not in ema else 0.9 * ema[k] + 0.1 * v
-            bar.set_postfix({k: f'{v:.4f}' for k, v in ema.items()})
-            if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-                row = {'step': step + 1, 'seconds': round(time.time() - t0, 1),
-                       'lr': sched.get_last_lr()[0], **{k: round(v, 6) for k, v in ema.items()}}
-                if writer is None:
-                    writer = csv.DictWriter(csv_file, fieldnames=list(row))
-                    if new_csv:
-                        writer.writeheader()
-                writer.writerow(row)
-                csv_file.flush()
-            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
-                save_light_zoedepth(model, out / 'last.safetensors', metadata={'step': step + 1})
-                _save_optimizer(opt, step + 1, out / 'last.optim.safetensors')
-                _plot_losses(csv_path, out / 'losses.png')
-    finally:
-        csv_file.close()
-        bar.close()
+    def losses_of(raw: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        batch = {k: v.to(device) for k, v in raw.items()}
+        forced = [names[i] for i in batch['domain'].tolist()]         # each image's own head
+        out_m = model(batch['image'], forced, resize=False)
+        return metric_losses(out_m, batch['depth'], batch['domain'], cfg.silog_lambda, cfg.router_weight)
+
+    optimise(model, opt, sched, batches, losses_of, out, start=start, steps=cfg.steps, grad_clip=cfg.grad_clip,
+             log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, desc='train metric', progress=progress,
+             save_weights=lambda path, step: save_light_zoedepth(model, path, metadata={'step': step}))
     model.eval()
     final = save_light_zoedepth(model, out / 'final.safetensors', half=cfg.save_half,
                                 metadata={'steps': cfg.steps, 'trained_on': _describe_data(cfg.data)})
-    _plot_losses(csv_path, out / 'losses.png')
+    _plot_losses(out / 'losses.csv', out / 'losses.png')
     if cfg.heldout_seeds:
         from .metric_eval import evaluate_metric_model, heldout_sequences
 
