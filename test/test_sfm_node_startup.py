@@ -1,0 +1,28 @@
+"""Start-up errors of the installed sfm_node: a bad metric setting ends it with exit code 2 and a reason."""
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip('rclpy', reason='the ROS 2 runtime (rclpy) is not installed')
+
+
+@pytest.mark.parametrize('params,words', [
+    ({'metric.checkpoint': '/nonexistent/ZoeD_M12_NK.pt'}, 'metric checkpoint not found'),
+    ({'metric.precision': 'fp16', 'device': 'cpu'}, 'fp16 needs a CUDA device'),
+    ({'metric.resolution': '100x100'}, 'multiples of 32'),
+])
+def test_bad_metric_settings_end_the_node_with_a_reason(ros_env, tmp_path, params, words):
+    """A bad metric setting is a start-up error: exit code 2 and a FATAL line that says what is wrong."""
+    from dro_depth.ros.process import NodeProcess
+
+    exe = Path(sys.prefix) / 'lib' / 'dro_depth' / 'sfm_node'
+    proc = NodeProcess({'device': 'cpu', 'cpu_threads': 1, **params}, command=[sys.executable, str(exe)],
+                       env=ros_env, workdir=tmp_path).start()
+    try:
+        code = proc.proc.wait(120)
+    finally:
+        proc.stop(signal.SIGKILL)
+    assert code == 2, proc.log()[-3000:]
+    assert words in proc.log(), proc.log()[-3000:]
