@@ -78,4 +78,3 @@ def test_overload_keeps_newest_and_counts_drops(ros_env, tmp_path):
         client.close()
         code = proc.stop(signal.SIGINT, timeout=30)
     assert code == 0, proc.log()[-3000:]
-
