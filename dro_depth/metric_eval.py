@@ -16,13 +16,11 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .data.mono_dataset import DOMAIN_LABELS, domain_of
+from .data.mono_dataset import DOMAIN_LABELS, HEAD_MAX_DEPTH, domain_of
 from .metrics import DepthMetricAccumulator
 from .models.metric.light import LightCore
 
 __all__ = ['evaluate_metric_model', 'heldout_sequences', 'main']
-
-HEAD_MAX_DEPTH = {'indoor': 10.0, 'outdoor': 80.0}
 
 
 def heldout_sequences(seeds: Sequence[int], data=None, frames: int = 20) -> list:

@@ -35,7 +35,8 @@ from .estimator import resolve_device
 from .losses import self_supervised_loss, supervised_loss
 from .models.dro import build_dro, load_dro, save_dro
 
-__all__ = ['DataConfig', 'TrainConfig', 'train', 'optimise', 'warmup_cosine', 'main']
+__all__ = ['DataConfig', 'RunConfig', 'TrainConfig', 'train', 'optimise', 'prepare_run', 'resumable_optimizer',
+           'batch_stream', 'warmup_cosine', 'main']
 
 logger = logging.getLogger(__name__)
 
@@ -248,6 +249,27 @@ def _plot_losses(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
+def resumable_optimizer(model: torch.nn.Module, cfg: RunConfig, out: Path, resume: bool) -> tuple:
+    """AdamW over the trainable parameters, its state and step from ``out`` when resuming, and the
+    warm-up + cosine schedule: ``(optimizer, scheduler, start_step)``."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
+    start = 0
+    if resume and (out / 'last.optim.safetensors').is_file():
+        start = _load_optimizer(opt, out / 'last.optim.safetensors')
+        logger.info('resumed at step %d from %s', start, out)
+    return opt, warmup_cosine(opt, cfg.steps, cfg.lr, start), start
+
+
+def batch_stream(dataset, cfg: RunConfig, start: int) -> Iterator[Dict[str, torch.Tensor]]:
+    """Endless shuffled batches of ``cfg.batch_size`` (seeded by ``cfg.seed + start``, so a resumed run
+    does not replay the first batches)."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                                         num_workers=0,
+                                         generator=torch.Generator().manual_seed(cfg.seed + start))
+    return _infinite(loader)
+
+
 def optimise(model: torch.nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LambdaLR,
              batches: Iterator[Dict[str, torch.Tensor]],
              losses_of: Callable[[Dict[str, torch.Tensor]], Dict[str, torch.Tensor]], out: Path, *, start: int,
@@ -315,19 +337,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     else:
         model = build_dro(hidden_dim=cfg.hidden).to(device)
     model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                            weight_decay=cfg.weight_decay)
-    start = 0
-    if resume and (out / 'last.optim.safetensors').is_file():
-        start = _load_optimizer(opt, out / 'last.optim.safetensors')
-        logger.info('resumed at step %d from %s', start, out)
-    sched = warmup_cosine(opt, cfg.steps, cfg.lr, start)
-
-    dataset = build_dataset(cfg)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                                         num_workers=0,
-                                         generator=torch.Generator().manual_seed(cfg.seed + start))
-    batches = _infinite(loader)
+    opt, sched, start = resumable_optimizer(model, cfg, out, resume)
+    batches = batch_stream(build_dataset(cfg), cfg, start)
     keys = ('image', 'refs', 'K', 'depth', 'T_ref_tgt')
 
     def losses_of(raw: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -365,21 +376,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         raw = yaml.safe_load(f) or {}
     if raw.get('model', 'dro') == 'metric':
         from .train_metric import MetricTrainConfig, train_metric
-        mcfg = MetricTrainConfig.from_dict(raw)
-        if args.steps:
-            mcfg.steps = args.steps
-        if args.device:
-            mcfg.device = args.device
-        final = train_metric(mcfg, args.out, resume=args.resume, progress=not args.no_progress)
-        print(f'final model: {final}')
-        return 0
-    raw.pop('model', None)
-    cfg = TrainConfig.from_dict(raw)
+        cfg, run = MetricTrainConfig.from_dict(raw), train_metric
+    else:
+        raw.pop('model', None)
+        cfg, run = TrainConfig.from_dict(raw), train
     if args.steps:
         cfg.steps = args.steps
     if args.device:
         cfg.device = args.device
-    final = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    final = run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     print(f'final model: {final}')
     return 0
 

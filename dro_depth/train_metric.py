@@ -19,17 +19,15 @@ from typing import Dict, List
 import torch
 import torch.nn.functional as F
 
+from .data.mono_dataset import DOMAIN_LABELS, HEAD_MAX_DEPTH
 from .losses import silog_loss
 from .models.metric.light import build_light_zoedepth, load_light_zoedepth, save_light_zoedepth
-from .train import (DataConfig, RunConfig, _infinite, _load_optimizer, _plot_losses, load_sequences, optimise,
-                    prepare_run, warmup_cosine)
+from .train import (DataConfig, RunConfig, _plot_losses, batch_stream, load_sequences, optimise, prepare_run,
+                    resumable_optimizer)
 
 __all__ = ['MetricTrainConfig', 'train_metric']
 
 logger = logging.getLogger(__name__)
-
-#: Depth range each head is trained on (metres): the released heads' ranges.
-HEAD_MAX_DEPTH = (10.0, 80.0)        # indoor (NYU), outdoor (KITTI)
 
 
 @dataclass
@@ -97,7 +95,8 @@ def metric_losses(out, depth: torch.Tensor, domain: torch.Tensor, silog_lambda: 
         out: :class:`MetricDepthOutput` of a forward pass with ``domain`` forced to the labels.
         depth: ``(B, 1, H, W)`` metres, NaN invalid. domain: ``(B,)`` 0 indoor / 1 outdoor.
     """
-    max_depth = torch.tensor(HEAD_MAX_DEPTH, device=depth.device)[domain].view(-1, 1, 1, 1)
+    ranges = [HEAD_MAX_DEPTH[d] for d in sorted(DOMAIN_LABELS, key=DOMAIN_LABELS.get)]
+    max_depth = torch.tensor(ranges, device=depth.device)[domain].view(-1, 1, 1, 1)
     valid = torch.isfinite(depth) & (depth > 1e-3) & (depth <= max_depth)
     gt = torch.where(valid, depth, torch.ones_like(depth))
     silog = silog_loss(out.metric_depth.float(), gt, lam=silog_lambda, valid=valid)
@@ -123,26 +122,15 @@ def train_metric(cfg: MetricTrainConfig, out_dir: str | Path, resume: bool = Fal
                                           img_size=(cfg.height, cfg.width))
         if (meta['variant'], meta['width'], meta['output_stride']) != (cfg.variant, cfg.features,
                                                                        cfg.output_stride):
-            raise ValueError(f'init_checkpoint is a {meta["variant"]} model of width {meta["width"]} '
-                             'and output '
-                             f'stride {meta["output_stride"]}; the config asks for {cfg.variant}, '
+            raise ValueError(f'init_checkpoint is a {meta["variant"]} model of width {meta["width"]} and '
+                             f'output stride {meta["output_stride"]}; the config asks for {cfg.variant}, '
                              f'{cfg.features}, {cfg.output_stride}')
     else:
         model = build_light_zoedepth(cfg.variant, width=cfg.features, img_size=(cfg.height, cfg.width),
                                      output_stride=cfg.output_stride).to(device)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start = 0
-    if resume and (out / 'last.optim.safetensors').is_file():
-        start = _load_optimizer(opt, out / 'last.optim.safetensors')
-        logger.info('resumed at step %d from %s', start, out)
-    sched = warmup_cosine(opt, cfg.steps, cfg.lr, start)
-
-    dataset = build_metric_dataset(cfg)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                                         num_workers=0,
-                                         generator=torch.Generator().manual_seed(cfg.seed + start))
-    batches = _infinite(loader)
+    opt, sched, start = resumable_optimizer(model, cfg, out, resume)
+    batches = batch_stream(build_metric_dataset(cfg), cfg, start)
     names = ['indoor', 'outdoor']
 
     def losses_of(raw: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:

@@ -17,10 +17,13 @@ from torch.utils.data import Dataset
 from dro_depth.data.dataset import resize_depth, resize_image
 from dro_depth.data.sequence import Sequence
 
-__all__ = ['MonoDepthDataset', 'DOMAIN_LABELS', 'domain_of']
+__all__ = ['MonoDepthDataset', 'DOMAIN_LABELS', 'HEAD_MAX_DEPTH', 'domain_of']
 
 #: Label index of each domain: the order of the ZoeDepth NK router's output (0 = NYU / indoor).
 DOMAIN_LABELS = {'indoor': 0, 'outdoor': 1}
+#: Depth range (metres) of each domain's head, as in the released heads (NYU 10 m, KITTI 80 m): trained and
+#: evaluated within it.
+HEAD_MAX_DEPTH = {'indoor': 10.0, 'outdoor': 80.0}
 
 
 def domain_of(seq: Sequence) -> str:
