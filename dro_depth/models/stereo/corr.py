@@ -61,7 +61,8 @@ class CorrPyramid1D:
         corr = correlation_1d(fmap1, fmap2)
         self.pyramid = [corr]
         for _ in range(levels):
-            corr = F.avg_pool2d(corr, [1, 2], stride=[1, 2])
+            # a 1-pixel-wide level is kept as is (the official code fails there: tiny inputs only)
+            corr = F.avg_pool2d(corr, [1, 2], stride=[1, 2], ceil_mode=corr.shape[-1] < 2)
             self.pyramid.append(corr)
 
     def __call__(self, coords: torch.Tensor) -> torch.Tensor:
