@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dro_depth.errors import DroDepthError
+
 from .config import NS_RELEASE, RaftStereoConfig
 from .corr import CorrPyramid1D
 from .extractor import ContextEncoder, FeatureEncoder, ResidualBlock
@@ -22,7 +24,7 @@ from .update import MultiUpdateBlock
 __all__ = ['RAFTStereo', 'StereoIteration', 'convex_upsample', 'StereoInputError']
 
 
-class StereoInputError(ValueError):
+class StereoInputError(DroDepthError):
     """Stereo network input of the wrong shape, dtype or size."""
 
 
