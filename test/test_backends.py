@@ -141,3 +141,25 @@ def test_compile_module_nested_outputs():
     assert torch.allclose(out['b'][0], ref['b'][0], atol=1e-5)
     with pytest.raises(BackendError, match='compiled for input shapes'):
         run(torch.rand(1, 3, 16, 32))
+
+
+def test_light_metric_openvino_fp32_equals_torch(tmp_path):
+    from dro_depth.metric.compiled_model import CompiledMetricModel
+    from dro_depth.metric.routing import RouteHysteresis
+    from dro_depth.models.metric.light import load_light_zoedepth
+    from dro_depth.weights import default_metric_checkpoint
+
+    model, _ = load_light_zoedepth(default_metric_checkpoint(), img_size=(64, 96))
+    image = torch.rand(1, 3, 72, 100, generator=torch.Generator().manual_seed(3))
+    routes = [RouteHysteresis('auto'), RouteHysteresis('auto')]
+
+    def chooser(r):
+        return lambda p: [r.update((p[0] / p[0].sum()).double().numpy())]
+    with torch.inference_mode():
+        ref = model.infer(image, chooser(routes[0]), pad_input=True)
+    compiled = CompiledMetricModel(model, backend='openvino', precision='fp32', wait=True, cache_dir=tmp_path)
+    depth, head = compiled.infer(image, chooser(routes[1]), guess=ref.route[0], pad_input=True)
+    assert compiled.info.backend == 'openvino' and compiled.serving == 'openvino fp32'
+    assert head == ref.route[0] and routes[0].route == routes[1].route
+    assert depth.shape == ref.metric_depth.shape == (1, 1, 72, 100)
+    assert _max_rel(depth, ref.metric_depth) <= 1e-4
