@@ -38,6 +38,7 @@ setup(
             # colcon (setup.cfg) installs console scripts into lib/dro_depth; pip into bin/. The data_files
             # copy of scripts/sfm_node gives pip installs the lib/dro_depth executable launch_ros needs.
             'sfm_node = dro_depth.ros.sfm_node:main',
+            'stereo_node = dro_depth.ros.stereo_node:main',
         ],
     },
 )
