@@ -1,0 +1,159 @@
+"""`dro-depth eval-stereo`: disparity accuracy and latency on Middlebury 2014 Motorcycle (scikit-image copy).
+
+    dro-depth eval-stereo                                   # bundled default model + OpenCV SGBM
+    dro-depth eval-stereo --checkpoint raftstereo-NS.tar --iters 32 --scales 1 0.5
+    dro-depth eval-stereo --random --methods raft            # released NS layout at random weights (sanity)
+
+Metrics at the evaluated resolution (Middlebury convention): EPE (mean absolute disparity error, px) and
+bad-1/2/3 (% of pixels with error > 1/2/3 px), over pixels with known ground truth (NaN/inf excluded).
+At scale 0.5 the images are downscaled (area) and the ground truth disparity is halved.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from typing import Callable, List, Optional
+
+import numpy as np
+
+__all__ = ['StereoScores', 'disparity_scores', 'evaluate_method', 'sgbm_disparity', 'main']
+
+
+@dataclass
+class StereoScores:
+    """Disparity errors of one method at one resolution."""
+
+    method: str
+    scale: float
+    size: str
+    epe: float
+    bad1: float
+    bad2: float
+    bad3: float
+    valid_pct: float      # % of GT pixels with a finite prediction (missing ones count as errors)
+    latency_ms: float
+
+
+def disparity_scores(pred: np.ndarray, gt: np.ndarray) -> dict:
+    """EPE and bad-k over pixels with finite ground truth; non-finite predictions count as wrong (error
+    = the GT disparity, so they enter EPE and every bad-k).
+
+    Args:
+        pred, gt: float (H, W) disparity in pixels; NaN/inf in ``gt`` marks unknown.
+    """
+    known = np.isfinite(gt)
+    if not known.any():
+        raise ValueError('ground truth has no finite disparity')
+    p, g = pred[known], gt[known]
+    finite = np.isfinite(p)
+    err = np.where(finite, np.abs(np.where(finite, p, 0) - g), np.abs(g))
+    return {'epe': float(err.mean()), 'bad1': float(100 * (err > 1).mean()),
+            'bad2': float(100 * (err > 2).mean()), 'bad3': float(100 * (err > 3).mean()),
+            'valid_pct': float(100 * finite.mean())}
+
+
+def sgbm_disparity(left: np.ndarray, right: np.ndarray, max_disparity: int = 0) -> np.ndarray:
+    """OpenCV semi-global block matching (the classical baseline), NaN where it finds no match.
+
+    Args:
+        left, right: uint8 (H, W, 3) RGB rectified pair.
+        max_disparity: search range; 0 = a tenth of the width (rounded up to 16).
+    """
+    import cv2
+    num = int(np.ceil((max_disparity or left.shape[1] / 10) / 16) * 16)
+    block = 5
+    sgbm = cv2.StereoSGBM_create(minDisparity=0, numDisparities=num, blockSize=block, P1=8 * 3 * block ** 2,
+                                 P2=32 * 3 * block ** 2, disp12MaxDiff=1, uniquenessRatio=10,
+                                 speckleWindowSize=100, speckleRange=2, mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY)
+    d = sgbm.compute(cv2.cvtColor(left, cv2.COLOR_RGB2GRAY), cv2.cvtColor(right, cv2.COLOR_RGB2GRAY))
+    d = d.astype(np.float32) / 16.0
+    return np.where(d > 0, d, np.nan).astype(np.float32)
+
+
+def _resize(image: np.ndarray, scale: float) -> np.ndarray:
+    import cv2
+    h, w = image.shape[:2]
+    return cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+
+
+def _scaled_gt(gt: np.ndarray, scale: float) -> np.ndarray:
+    """Nearest-neighbour GT at ``scale`` (no mixing of known and unknown pixels), disparity x scale."""
+    h, w = gt.shape
+    nh, nw = round(h * scale), round(w * scale)
+    ys = np.minimum(((np.arange(nh) + 0.5) / scale).astype(int), h - 1)
+    xs = np.minimum(((np.arange(nw) + 0.5) / scale).astype(int), w - 1)
+    return gt[ys][:, xs] * np.float32(scale)
+
+
+def evaluate_method(name: str, run: Callable[[np.ndarray, np.ndarray], np.ndarray], left: np.ndarray,
+                    right: np.ndarray, gt: np.ndarray, scale: float, repeats: int = 1) -> StereoScores:
+    """Score ``run(left, right) -> disparity`` at ``scale``; latency = median wall time of ``repeats``."""
+    if scale != 1.0:
+        left, right, gt = _resize(left, scale), _resize(right, scale), _scaled_gt(gt, scale)
+    times, pred = [], None
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        pred = run(left, right)
+        times.append(1000 * (time.perf_counter() - t0))
+    s = disparity_scores(pred, gt)
+    return StereoScores(method=name, scale=scale, size=f'{left.shape[1]}x{left.shape[0]}',
+                        latency_ms=float(np.median(times)), **s)
+
+
+def _raft_runner(checkpoint: Optional[str], random: bool, iters: int, threads: int):
+    import torch
+
+    from dro_depth.models.stereo import NS_RELEASE, RAFTStereo, load_raft_stereo
+    from dro_depth.stereo import default_stereo_weights
+    if threads:
+        torch.set_num_threads(threads)
+    if random:
+        torch.manual_seed(0)
+        model, label = RAFTStereo(NS_RELEASE).eval(), 'RAFT-Stereo NS layout, random weights'
+    else:
+        path = checkpoint or default_stereo_weights()
+        model = load_raft_stereo(path)
+        label = f'RAFT-Stereo {model.cfg.variant} ({"bundled default" if not checkpoint else path})'
+
+    def run(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        lt = torch.from_numpy(left).permute(2, 0, 1)[None].float()
+        rt = torch.from_numpy(right).permute(2, 0, 1)[None].float()
+        return model.disparity(lt, rt, iters=iters)[0, 0].numpy()
+    return f'{label}, {iters} it', run
+
+
+def format_table(rows: List[StereoScores]) -> str:
+    """Markdown table of the scores."""
+    lines = ['| method | size | EPE px | bad-1 % | bad-2 % | bad-3 % | valid % | latency ms |',
+             '|-|-|-|-|-|-|-|-|']
+    for r in rows:
+        lines.append(f'| {r.method} | {r.size} | {r.epe:.2f} | {r.bad1:.1f} | {r.bad2:.1f} | {r.bad3:.1f} | '
+                     f'{r.valid_pct:.1f} | {r.latency_ms:.0f} |')
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of `dro-depth eval-stereo`; prints a markdown table."""
+    parser = argparse.ArgumentParser(prog='dro-depth eval-stereo', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--checkpoint', help='RAFT-Stereo weights (default: the bundled model)')
+    parser.add_argument('--random', action='store_true', help='NS-release layout at random weights (sanity)')
+    parser.add_argument('--methods', nargs='+', default=['raft', 'sgbm'], choices=['raft', 'sgbm'])
+    parser.add_argument('--iters', type=int, default=32, help='RAFT-Stereo iterations (official: 32)')
+    parser.add_argument('--scales', type=float, nargs='+', default=[1.0, 0.5])
+    parser.add_argument('--repeats', type=int, default=1, help='timed runs per method (median latency)')
+    parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0 = default)')
+    args = parser.parse_args(argv)
+    from dro_depth.data.middlebury import load_motorcycle
+    pair = load_motorcycle()
+    runners = []
+    if 'raft' in args.methods:
+        runners.append(_raft_runner(args.checkpoint, args.random, args.iters, args.threads))
+    if 'sgbm' in args.methods:
+        runners.append(('OpenCV SGBM (3-way, range W/10)', sgbm_disparity))
+    rows = [evaluate_method(name, run, pair.left, pair.right, pair.disparity_left, s, args.repeats)
+            for s in args.scales for name, run in runners]
+    print('Middlebury 2014 Motorcycle (scikit-image copy), errors at the evaluated resolution')
+    print(format_table(rows))
+    return 0
