@@ -16,8 +16,9 @@ A backend that is missing or fails falls back to torch with one WARN and ``info.
 from .compile import CompiledModule, compile_module
 from .dro import CompiledDRO, DROEngineOutput, compile_dro
 from .engine_pool import DROEnginePool
-from .info import BACKENDS, PRECISIONS, BackendError, BackendInfo, resolve_backend, unavailable_reason
+from .info import (BACKENDS, PRECISIONS, BackendError, BackendInfo, check_precision, resolve_backend,
+                   unavailable_reason)
 
 __all__ = ['BACKENDS', 'PRECISIONS', 'BackendError', 'BackendInfo', 'CompiledDRO', 'CompiledModule',
-           'DROEngineOutput', 'DROEnginePool', 'compile_dro', 'compile_module', 'resolve_backend',
+           'DROEngineOutput', 'DROEnginePool', 'check_precision', 'compile_dro', 'compile_module', 'resolve_backend',
            'unavailable_reason']
