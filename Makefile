@@ -30,7 +30,6 @@ demo: install
 
 bench: install
 	$(PY) -m dro_depth.bench
-	$(PY) -m dro_depth.metric_bench
 
 clean:
 	rm -rf build *.egg-info out

@@ -18,13 +18,14 @@ import sys
 from typing import List, Optional
 
 COMMANDS = {
-    'train': ('dro_depth.train',
+    'train': ('dro_depth.training.command',
               'Train DRO (supervised or self-supervised) on synthetic scenes, bags or folders'),
-    'eval': ('dro_depth.eval', 'Run the estimator over a ROS 2 bag and report depth/pose metrics'),
+    'eval': ('dro_depth.evaluation.bag_eval', 'Run the estimator over a ROS 2 bag and report depth/pose metrics'),
     'synth': ('dro_depth.data.synth_cli', 'Generate synthetic sequences as ROS 2 bags or folders'),
-    'bench': ('dro_depth.bench', 'Latency table of the network stages'),
-    'bench-metric': ('dro_depth.metric_bench', 'Latency (and reduced-precision error) of the metric models'),
-    'eval-metric': ('dro_depth.metric_eval', 'Held-out accuracy of a light metric model on synthetic scenes'),
+    'bench': ('dro_depth.bench.dro', 'Latency table of the network stages'),
+    'bench-metric': ('dro_depth.bench.metric', 'Latency (and reduced-precision error) of the metric models'),
+    'eval-metric': ('dro_depth.evaluation.metric_heldout', 'Held-out accuracy of a light metric model on synthetic scenes'),
+    'eval-stereo': ('dro_depth.evaluation.stereo_eval', 'Stereo disparity accuracy and latency on Middlebury Motorcycle'),
     'demo': ('dro_depth.demo', 'The ROS demo on the embedded default sequence'),
 }
 

@@ -8,7 +8,7 @@ import torch
 
 from reference_data import reference_dir
 from dro_depth.models.dro import load_dro
-from dro_depth.models.warp import FeatureWarper, euler_to_rotation, inv_depth_to_depth
+from dro_depth.models.feature_warp import FeatureWarper, euler_to_rotation, inv_depth_to_depth
 
 
 

@@ -8,7 +8,7 @@ import torch
 from dro_depth.models.dro import DROInputError, DRONet, build_dro, stage_lengths
 from dro_depth.models.update_blocks import PoseEncoder, PoseHead, SepConvGRU
 from dro_depth.models.upsample import convex_upsample
-from dro_depth.models.warp import euler_to_rotation
+from dro_depth.models.feature_warp import euler_to_rotation
 
 H, W = 64, 96
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dro_depth.data.synthetic import generate_sequence
-from dro_depth.estimator import EstimatorConfig, InputError, SfmEstimator, TrackingState
+from dro_depth.sfm.estimator import EstimatorConfig, InputError, SfmEstimator, TrackingState
 from dro_depth.geometry import IntrinsicsError
 from dro_depth.models.dro import build_dro
 

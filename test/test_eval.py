@@ -6,7 +6,7 @@ import pytest
 
 from dro_depth.data.bag_writer import write_sequence_bag
 from dro_depth.data.synthetic import generate_sequence
-from dro_depth.eval import main as eval_main
+from dro_depth.evaluation.bag_eval import main as eval_main
 
 ARGS = ['--image-topic', '/image', '--camera-info-topic', '/camera_info', '--iterations', '1',
         '--width', '96', '--height', '64', '--device', 'cpu', '--no-progress']

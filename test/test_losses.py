@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from dro_depth.losses import (edge_aware_smoothness, photometric_error, pose_reprojection_loss,
-                              scale_shift_invariant_loss, self_supervised_loss, sequence_weights, silog_loss,
-                              supervised_inv_depth_loss)
+from dro_depth.training.losses import (edge_aware_smoothness, photometric_error, pose_reprojection_loss,
+                                       scale_shift_invariant_loss, self_supervised_loss, sequence_weights, silog_loss,
+                                       supervised_inv_depth_loss)
 
 F_PX, Z, SHIFT = 100.0, 2.0, 4
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from dro_depth.data.synthetic import generate_sequence
-from dro_depth.metric_depth import MetricDepthConfig, MetricDepthEstimator
+from dro_depth.metric.depth_estimator import MetricDepthConfig, MetricDepthEstimator
 from dro_depth.weights import default_metric_checkpoint
 
 

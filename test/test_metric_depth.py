@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from dro_depth.metric_depth import (MetricDepthConfig, MetricDepthEstimator, MetricInputError,
-                                    parse_resolution)
+from dro_depth.metric.depth_estimator import (MetricDepthConfig, MetricDepthEstimator, MetricInputError,
+                                              parse_resolution)
 from dro_depth.models.checkpoints import CheckpointError
 from dro_depth.models.metric import BeitDPTConfig, build_zoedepth
 from dro_depth.models.metric.light import build_light_zoedepth, load_light_zoedepth, save_light_zoedepth

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from dro_depth.data.synthetic import generate_sequence
-from dro_depth.estimator import FrameResult, TrackingState
-from dro_depth.metric_scale import MetricScaler, ScaleRegime
+from dro_depth.sfm.estimator import FrameResult, TrackingState
+from dro_depth.metric.scaler import MetricScaler, ScaleRegime
 
 S_TRUE = 2.5    # metres per DRO unit
 

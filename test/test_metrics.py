@@ -4,8 +4,8 @@ import logging
 import numpy as np
 import pytest
 
-from dro_depth.metrics import (DEPTH_KEYS, DepthMetricAccumulator, PoseMetricError, ate, depth_errors,
-                               evaluate_depth, length_error, rpe, trajectory_length)
+from dro_depth.evaluation.scores import (DEPTH_KEYS, DepthMetricAccumulator, PoseMetricError, ate, depth_errors,
+                                         evaluate_depth, length_error, rpe, trajectory_length)
 
 
 def test_depth_errors_hand_computed():

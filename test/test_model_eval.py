@@ -4,7 +4,7 @@ import torch
 
 from dro_depth.data.dataset import SequenceDataset
 from dro_depth.data.synthetic import generate_sequence
-from dro_depth.model_eval import evaluate_model, middlebury_two_view
+from dro_depth.evaluation.dro_heldout import evaluate_model, middlebury_two_view
 from dro_depth.models.dro import build_dro
 
 

@@ -17,9 +17,9 @@ def test_collected_outputs_round_trip_through_a_bag(ros_env, tmp_path):
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
-    from dro_depth.ros.collector import OutputCollector
+    from dro_depth.ros.testing.collector import OutputCollector
     from dro_depth.ros.conversions import float_to_image, image_to_float, ns_to_stamp, stamp_to_ns
-    from dro_depth.ros.player import wait_for_subscribers
+    from dro_depth.ros.testing.player import wait_for_subscribers
     from dro_depth.ros.qos import output_qos
 
     ctx = rclpy.Context()

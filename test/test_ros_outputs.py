@@ -7,7 +7,7 @@ pytest.importorskip('rclpy', reason='the ROS 2 runtime (rclpy) is not installed'
 
 
 def _result(z, stamp_s, state, cov, camera):
-    from dro_depth.estimator import FrameResult
+    from dro_depth.sfm.estimator import FrameResult
     T = np.eye(4)
     T[2, 3] = z                                   # moving forward along the optical axis
     depth = np.full((camera.height, camera.width), 3.0, np.float32)
@@ -20,14 +20,14 @@ def _result(z, stamp_s, state, cov, camera):
 def test_outputs_for_tracking_then_lost(ros_env):
     import rclpy
 
-    from dro_depth.estimator import TrackingState
+    from dro_depth.sfm.estimator import TrackingState
     from dro_depth.geometry import PinholeCamera
-    from dro_depth.ros.client import SfmClient
+    from dro_depth.ros.testing.client import SfmClient
     from dro_depth.ros.conversions import image_to_float, stamp_to_ns
     from dro_depth.ros.frames import LARGE_VARIANCE, TfBridge
     from dro_depth.ros.outputs import OutputPublisher
     from dro_depth.ros.params import defaults
-    from dro_depth.ros.player import camera_messages, wait_for
+    from dro_depth.ros.testing.player import camera_messages, wait_for
 
     values = defaults()
     values.update(path_max_length=3, publish_points=True, points_decimation=2, camera_frame='')

@@ -87,7 +87,7 @@ def test_live_pairing_over_ros(ros_env):
     from rclpy.executors import SingleThreadedExecutor
 
     from dro_depth.ros.pairing import CameraPairing
-    from dro_depth.ros.player import CameraStreamer, wait_for
+    from dro_depth.ros.testing.player import CameraStreamer, wait_for
     from dro_depth.ros.qos import input_qos
 
     ctx = rclpy.Context()
@@ -128,7 +128,7 @@ def test_latched_camera_info_published_once_before_the_node(ros_env):
     from sensor_msgs.msg import CameraInfo, Image
 
     from dro_depth.ros.pairing import CameraPairing
-    from dro_depth.ros.player import camera_messages, wait_for, wait_for_subscribers
+    from dro_depth.ros.testing.player import camera_messages, wait_for, wait_for_subscribers
     from dro_depth.ros.qos import input_qos, latched_qos
 
     ctx = rclpy.Context()

@@ -7,7 +7,7 @@ from dro_depth.ros.params import (DYNAMIC_PARAMETERS, PARAMETER_NAMES, PARAMETER
 
 def test_defaults_are_valid_and_match_the_estimator():
     validate_all(defaults())
-    from dro_depth.estimator import EstimatorConfig
+    from dro_depth.sfm.estimator import EstimatorConfig
     cfg = estimator_config({**defaults(), 'metric.enabled': False})
     cfg.validate()
     ref = EstimatorConfig()
@@ -25,7 +25,7 @@ def test_metric_scaling_opens_the_estimators_depth_limits():
     cfg = estimator_config(values)
     cfg.validate()
     assert cfg.min_depth < 1e-3 and cfg.max_depth > 1e4
-    from dro_depth.metric_depth import MetricDepthConfig
+    from dro_depth.metric.depth_estimator import MetricDepthConfig
     from dro_depth.ros.metric import metric_config
     mcfg = metric_config({**values, 'metric.resolution': '96x128', 'metric.domain': 'indoor'})
     assert isinstance(mcfg, MetricDepthConfig) and mcfg.resolution == (96, 128) and mcfg.domain == 'indoor'

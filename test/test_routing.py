@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from dro_depth.routing import RouteHysteresis, RoutingError
+from dro_depth.metric.routing import RouteHysteresis, RoutingError
 
 
 def _feed(router, p_outdoor):

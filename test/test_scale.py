@@ -1,6 +1,6 @@
 """Metric scale: per-frame estimate, Kalman filter over time, continuous metric odometry.
 
-Truth is synthetic (dro_depth.scale_eval): rooms of planes and boxes in metres, a DRO off by a known
+Truth is synthetic (dro_depth.evaluation.scale_eval): rooms of planes and boxes in metres, a DRO off by a known
 scale, and a metric-depth oracle with multiplicative noise, per-frame bias, gross outliers and invalid
 pixels at another resolution.
 """
@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from dro_depth.scale import (MetricTrajectory, ScaleError, ScaleFilter, ScaleFilterConfig, ScaleObservation,
-                             ScalePairing, ScaleState, estimate_scale, scale_covariance, scale_depth)
-from dro_depth.scale_eval import dro_view, metric_oracle, room_depth, simulate
+from dro_depth.metric.scale import (MetricTrajectory, ScaleError, ScaleFilter, ScaleFilterConfig, ScaleObservation,
+                                    ScalePairing, ScaleState, estimate_scale, scale_covariance, scale_depth)
+from dro_depth.evaluation.scale_eval import dro_view, metric_oracle, room_depth, simulate
 
 S_TRUE = 3.0
 

@@ -50,8 +50,8 @@ class Session:
     """The node process + a client publishing the camera and collecting outputs."""
 
     def __init__(self, env):
-        from dro_depth.ros.client import SfmClient
-        from dro_depth.ros.process import NodeProcess
+        from dro_depth.ros.testing.client import SfmClient
+        from dro_depth.ros.testing.process import NodeProcess
 
         self.images, self.K = _sequence(40)
         self.index = 0
@@ -286,7 +286,7 @@ def test_bad_encoding_is_counted_not_fatal(session):
     from std_msgs.msg import Header
 
     from dro_depth.ros.conversions import ns_to_stamp
-    from dro_depth.ros.player import camera_messages
+    from dro_depth.ros.testing.player import camera_messages
     stamp = time.time_ns()
     _, info = camera_messages(session.images[0], session.K, stamp, FRAME_ID)
     bad = Image(header=Header(stamp=ns_to_stamp(stamp), frame_id=FRAME_ID), height=H, width=W,
@@ -306,7 +306,7 @@ def test_bad_camera_info_and_missing_camera_info_are_counted(session):
     client = session.client
     d0 = client.diagnostics()
     # an uncalibrated camera (K all zero) is bad input
-    from dro_depth.ros.player import camera_messages
+    from dro_depth.ros.testing.player import camera_messages
     stamp = time.time_ns()
     image, info = camera_messages(session.images[0], session.K, stamp, FRAME_ID)
     info.k = [0.0] * 9
@@ -335,7 +335,7 @@ def test_sigint_exits_cleanly(session):
 def test_invalid_startup_parameters_exit_with_a_reason(ros_env, params, words):
     import subprocess
 
-    from dro_depth.ros.process import NodeProcess
+    from dro_depth.ros.testing.process import NodeProcess
     proc = NodeProcess(params, command=_installed_executable(), env=ros_env).start()
     try:
         code = proc.proc.wait(60)

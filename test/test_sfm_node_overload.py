@@ -16,9 +16,9 @@ RATE = 30.0
 
 
 def test_overload_keeps_newest_and_counts_drops(ros_env, tmp_path):
-    from dro_depth.ros.client import SfmClient
+    from dro_depth.ros.testing.client import SfmClient
     from dro_depth.ros.conversions import stamp_to_ns
-    from dro_depth.ros.process import NodeProcess
+    from dro_depth.ros.testing.process import NodeProcess
 
     exe = Path(sys.prefix) / 'lib' / 'dro_depth' / 'sfm_node'
     assert exe.is_file(), f'{exe} is missing: run `make install` first'

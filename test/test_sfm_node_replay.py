@@ -35,7 +35,7 @@ def _write_bag(path):
     from rosbags.rosbag2 import Writer
     from rosbags.typesys import Stores, get_typestore
 
-    from dro_depth.ros.player import camera_messages
+    from dro_depth.ros.testing.player import camera_messages
 
     images, K = _frames()
     stamps = [T0_NS + int(i * 1e9 / FPS) for i in range(N)]
@@ -51,9 +51,9 @@ def _write_bag(path):
 
 
 def test_replay_with_sim_time_keeps_bag_stamps(ros_env, tmp_path):
-    from dro_depth.ros.client import SfmClient
-    from dro_depth.ros.player import play_bag
-    from dro_depth.ros.process import NodeProcess
+    from dro_depth.ros.testing.client import SfmClient
+    from dro_depth.ros.testing.player import play_bag
+    from dro_depth.ros.testing.process import NodeProcess
 
     bag = tmp_path / 'camera_bag'
     stamps = _write_bag(bag)

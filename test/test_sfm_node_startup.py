@@ -15,7 +15,7 @@ pytest.importorskip('rclpy', reason='the ROS 2 runtime (rclpy) is not installed'
 ])
 def test_bad_metric_settings_end_the_node_with_a_reason(ros_env, tmp_path, params, words):
     """A bad metric setting is a start-up error: exit code 2 and a FATAL line that says what is wrong."""
-    from dro_depth.ros.process import NodeProcess
+    from dro_depth.ros.testing.process import NodeProcess
 
     exe = Path(sys.prefix) / 'lib' / 'dro_depth' / 'sfm_node'
     proc = NodeProcess({'device': 'cpu', 'cpu_threads': 1, **params}, command=[sys.executable, str(exe)],

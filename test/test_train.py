@@ -6,7 +6,8 @@ import torch
 import yaml
 
 from dro_depth.models.dro import load_dro
-from dro_depth.train import TrainConfig, main as train_main
+from dro_depth.training.command import main as train_main
+from dro_depth.training.dro import TrainConfig
 
 
 def _config(tmp_path, **over):

@@ -9,7 +9,7 @@ import yaml
 from dro_depth.data.mono_dataset import MonoDepthDataset, domain_of
 from dro_depth.data.synthetic import generate_sequence
 from dro_depth.models.metric.light import load_light_zoedepth
-from dro_depth.train_metric import MetricTrainConfig, metric_losses, train_metric
+from dro_depth.training.metric import MetricTrainConfig, metric_losses, train_metric
 
 
 @pytest.fixture(scope='module')
@@ -95,7 +95,7 @@ def test_train_resume_and_heldout(tmp_path):
 
 
 def test_cli_dispatches_on_model_key(tmp_path):
-    from dro_depth.train import main
+    from dro_depth.training.command import main
     cfg = {'model': 'metric', 'features': 16, 'height': 64, 'width': 96, 'steps': 2, 'batch_size': 1,
            'device': 'cpu', 'data': {'seeds': [8], 'kinds': ['indoor'], 'frames_per_sequence': 2,
                                      'render_height': 64, 'render_width': 96}}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dro_depth.data.middlebury import load_motorcycle
-from dro_depth.warp import warp_to_target
+from dro_depth.geometry import warp_to_target
 
 
 @pytest.fixture(scope='module')

@@ -17,7 +17,7 @@ from typing import Dict, List
 
 import torch
 
-from .models.dro import build_dro
+from dro_depth.models.dro import build_dro
 
 STAGES = ('features', 'context', 'init')
 

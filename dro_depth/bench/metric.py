@@ -1,7 +1,7 @@
 """Latency of the metric-depth models per frame, and the error of reduced precision against fp32.
 
-    python -m dro_depth.metric_bench                              # ZoeD_M12_NK + light model, every device
-    python -m dro_depth.metric_bench --models light --sizes 192x256 384x512 --precisions fp32 bf16
+    python -m dro_depth.bench.metric                              # ZoeD_M12_NK + light model, every device
+    python -m dro_depth.bench.metric --models light --sizes 192x256 384x512 --precisions fp32 bf16
 
 One row per (model, device, precision, network size): median milliseconds of ``infer()`` on one image of
 that size, as the node runs it (ZoeDepth: the official reflect padding, resize to the network size,
@@ -21,24 +21,24 @@ from typing import List, Optional, Tuple
 import numpy as np
 import torch
 
-from .bench import format_row, machine_description
-from .metric_depth import PRECISIONS
+from .dro import format_row, machine_description
+from dro_depth.metric.depth_estimator import PRECISIONS
 
 __all__ = ['main', 'time_infer']
 
 
 def _model(name: str, size: Tuple[int, int]):
     if name == 'zoed_nk':
-        from .models.metric import build_zoedepth
+        from dro_depth.models.metric import build_zoedepth
         torch.manual_seed(0)
         return build_zoedepth('NK', img_size=size).eval(), 'random weights'
-    from .weights import default_metric_checkpoint
+    from dro_depth.weights import default_metric_checkpoint
     path = default_metric_checkpoint()
     if path is not None:
-        from .models.metric.light import load_light_zoedepth
+        from dro_depth.models.metric.light import load_light_zoedepth
         model, _ = load_light_zoedepth(path, img_size=size)
         return model, 'bundled weights'
-    from .models.metric import build_light_zoedepth
+    from dro_depth.models.metric import build_light_zoedepth
     return build_light_zoedepth('NK', width=64, img_size=size, output_stride=2).eval(), 'random weights'
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dro_depth.data.bags import DEFAULT_TOPICS, BagError, typestore
-from dro_depth.data.image_encoding import array_to_image_fields
-from dro_depth.data.poses import pose_to_tq
-from dro_depth.data.sequence import DEFAULT_FRAME_ID, DEFAULT_WORLD_FRAME, Sequence, stamp_to_ns
+from .bags import DEFAULT_TOPICS, BagError, typestore
+from .image_encoding import array_to_image_fields
+from .poses import pose_to_tq
+from .sequence import DEFAULT_FRAME_ID, DEFAULT_WORLD_FRAME, Sequence, stamp_to_ns
 
 logger = logging.getLogger(__name__)
 

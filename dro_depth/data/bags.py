@@ -17,9 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dro_depth.data.image_encoding import ImageEncodingError, depth_to_metres, image_fields_to_array, to_rgb
-from dro_depth.data.poses import tq_to_pose
-from dro_depth.data.sequence import Frame, Sequence
+from .image_encoding import ImageEncodingError, depth_to_metres, image_fields_to_array, to_rgb
+from .poses import tq_to_pose
+from .sequence import Frame, Sequence
 
 logger = logging.getLogger(__name__)
 

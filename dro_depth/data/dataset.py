@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dro_depth.data.sequence import Sequence
+from .sequence import Sequence
 from dro_depth.geometry import PinholeCamera
 
 logger = logging.getLogger(__name__)

@@ -29,9 +29,9 @@ import cv2
 import numpy as np
 import yaml
 
-from dro_depth.data.image_encoding import depth_to_metres, metres_to_depth16
-from dro_depth.data.poses import read_tum, write_tum
-from dro_depth.data.sequence import DEFAULT_FRAME_ID, Frame, Sequence, stamp_to_ns
+from .image_encoding import depth_to_metres, metres_to_depth16
+from .poses import read_tum, write_tum
+from .sequence import DEFAULT_FRAME_ID, Frame, Sequence, stamp_to_ns
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dro_depth.data.dataset import resize_depth, resize_image
-from dro_depth.data.sequence import Sequence
+from .dataset import resize_depth, resize_image
+from .sequence import Sequence
 
 __all__ = ['MonoDepthDataset', 'DOMAIN_LABELS', 'HEAD_MAX_DEPTH', 'domain_of']
 

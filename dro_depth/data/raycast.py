@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from dro_depth.data.scenes import Scene
+from .scenes import Scene
 
 logger = logging.getLogger(__name__)
 

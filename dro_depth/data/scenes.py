@@ -12,11 +12,12 @@ generator (:mod:`dro_depth.data.trajectories`) follows.
 from __future__ import annotations
 
 import logging
+from typing import Any, Dict
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from dro_depth.data.textures import TEXTURE_SIZE, TextureAtlas, make_texture
+from .textures import TEXTURE_SIZE, TextureAtlas, make_texture
 
 logger = logging.getLogger(__name__)
 
@@ -329,6 +330,66 @@ def make_indoor_scene(seed: int) -> Scene:
     return scene
 
 
+def _street_side(b: '_Builder', seed: int, side: int, sgn: int, half: float, walk: float, x_start: float,
+                 x_end: float, m: Dict[str, Any]) -> None:
+    """One side of the street (``sgn`` -1 right, +1 left): facades, a back row, poles and trees, parked
+    cars. Each layer draws from its own stream along +x, so a longer street only appends boxes."""
+    m_facades, m_roof, m_metal, m_bark, m_leaves = m['facades'], m['roof'], m['metal'], m['bark'], m['leaves']
+    m_car, m_glass, m_tyre = m['car'], m['glass'], m['tyre']
+    r = np.random.default_rng([seed, 2, side, 0])
+    x = x_start
+    while x < x_end:
+        w = r.uniform(6.0, 20.0)
+        if r.random() < 0.2:  # alley
+            x += r.uniform(2.5, 7.0)
+            continue
+        setback = r.uniform(0.0, 1.5)
+        depth, height = r.uniform(8.0, 15.0), r.uniform(5.0, 25.0)
+        near = half + walk + setback
+        y0, y1 = sorted((sgn * near, sgn * (near + depth)))
+        mf = int(r.choice(m_facades))
+        b.box((x, y0, 0.0), (x + w, y1, height), (mf, mf, m_roof), 'building', 0.15, r)
+        x += w
+    r = np.random.default_rng([seed, 2, side, 1])
+    x = x_start
+    while x < x_end:  # back row, seen through alleys
+        w = r.uniform(10.0, 30.0)
+        near = half + walk + r.uniform(18.0, 25.0)
+        y0, y1 = sorted((sgn * near, sgn * (near + 12.0)))
+        mf = int(r.choice(m_facades))
+        b.box((x, y0, 0.0), (x + w, y1, r.uniform(10.0, 40.0)), (mf, mf, m_roof), 'building', 0.15, r)
+        x += w + r.uniform(0.0, 5.0)
+    r = np.random.default_rng([seed, 2, side, 2])
+    x = x_start + r.uniform(0, 10)
+    while x < x_end:  # poles and trees on the sidewalk
+        yk = sgn * (half + 0.4)
+        if r.random() < 0.6:
+            h = r.uniform(4.0, 7.0)
+            b.box((x, yk - 0.08, 0.0), (x + 0.16, yk + 0.08, h), m_metal, 'pole', 0.1, r)
+            arm_y = (yk - sgn * 1.2, yk)
+            b.box((x, min(arm_y), h - 0.12), (x + 0.16, max(arm_y), h), m_metal, 'pole', 0.1, r)
+        else:
+            yt = sgn * (half + walk * 0.6)
+            b.box((x, yt - 0.15, 0.0), (x + 0.3, yt + 0.15, 2.6), m_bark, 'tree', 0.1, r)
+            b.box((x - 1.1, yt - 1.25, 2.6), (x + 1.4, yt + 1.25, r.uniform(4.0, 5.5)), m_leaves, 'tree',
+                  0.2, r)
+        x += r.uniform(10.0, 25.0)
+    r = np.random.default_rng([seed, 2, side, 3])
+    x = x_start + r.uniform(0, 5)
+    while x < x_end:  # parked cars along the kerb
+        length = r.uniform(3.8, 4.8)
+        if r.random() < 0.6:
+            yc = sgn * (half - 1.2)
+            mc = int(r.choice(m_car))
+            b.box((x, yc - 0.9, 0.3), (x + length, yc + 0.9, 1.0), mc, 'car', 0.3, r)
+            b.box((x + 0.25 * length, yc - 0.8, 1.0), (x + 0.8 * length, yc + 0.8, 1.45),
+                  (m_glass, m_glass, mc), 'car', 0.1, r)
+            for wx in (x + 0.5, x + length - 1.15):
+                for wy in (yc - 0.9, yc + 0.65):
+                    b.box((wx, wy, 0.0), (wx + 0.65, wy + 0.25, 0.6), m_tyre, 'car', 0.0, r)
+        x += length + r.uniform(1.0, 6.0)
+
+
 def make_outdoor_scene(seed: int, street_length: float = 250.0) -> Scene:
     """A straight street along +x: asphalt road with lane marks, kerbed sidewalks, facades on both sides
     (with gaps showing a back row), poles with arms, trees, parked cars. Open to the sky.
@@ -367,60 +428,10 @@ def make_outdoor_scene(seed: int, street_length: float = 250.0) -> Scene:
     while x < x_end:  # dashed centre line
         b.box((x, -0.07, 0.0), (x + 3.0, 0.07, 0.004), m_mark, 'marking')
         x += 9.0
-    # each layer draws from its own stream along +x, so a longer street only appends boxes
+    mats = {'facades': m_facades, 'roof': m_roof, 'metal': m_metal, 'bark': m_bark, 'leaves': m_leaves,
+            'car': m_car, 'glass': m_glass, 'tyre': m_tyre}
     for side, sgn in enumerate((-1, 1)):
-        r = np.random.default_rng([seed, 2, side, 0])
-        x = x_start
-        while x < x_end:
-            w = r.uniform(6.0, 20.0)
-            if r.random() < 0.2:  # alley
-                x += r.uniform(2.5, 7.0)
-                continue
-            setback = r.uniform(0.0, 1.5)
-            depth, height = r.uniform(8.0, 15.0), r.uniform(5.0, 25.0)
-            near = half + walk + setback
-            y0, y1 = sorted((sgn * near, sgn * (near + depth)))
-            mf = int(r.choice(m_facades))
-            b.box((x, y0, 0.0), (x + w, y1, height), (mf, mf, m_roof), 'building', 0.15, r)
-            x += w
-        r = np.random.default_rng([seed, 2, side, 1])
-        x = x_start
-        while x < x_end:  # back row, seen through alleys
-            w = r.uniform(10.0, 30.0)
-            near = half + walk + r.uniform(18.0, 25.0)
-            y0, y1 = sorted((sgn * near, sgn * (near + 12.0)))
-            mf = int(r.choice(m_facades))
-            b.box((x, y0, 0.0), (x + w, y1, r.uniform(10.0, 40.0)), (mf, mf, m_roof), 'building', 0.15, r)
-            x += w + r.uniform(0.0, 5.0)
-        r = np.random.default_rng([seed, 2, side, 2])
-        x = x_start + r.uniform(0, 10)
-        while x < x_end:  # poles and trees on the sidewalk
-            yk = sgn * (half + 0.4)
-            if r.random() < 0.6:
-                h = r.uniform(4.0, 7.0)
-                b.box((x, yk - 0.08, 0.0), (x + 0.16, yk + 0.08, h), m_metal, 'pole', 0.1, r)
-                arm_y = (yk - sgn * 1.2, yk)
-                b.box((x, min(arm_y), h - 0.12), (x + 0.16, max(arm_y), h), m_metal, 'pole', 0.1, r)
-            else:
-                yt = sgn * (half + walk * 0.6)
-                b.box((x, yt - 0.15, 0.0), (x + 0.3, yt + 0.15, 2.6), m_bark, 'tree', 0.1, r)
-                b.box((x - 1.1, yt - 1.25, 2.6), (x + 1.4, yt + 1.25, r.uniform(4.0, 5.5)), m_leaves, 'tree',
-                      0.2, r)
-            x += r.uniform(10.0, 25.0)
-        r = np.random.default_rng([seed, 2, side, 3])
-        x = x_start + r.uniform(0, 5)
-        while x < x_end:  # parked cars along the kerb
-            length = r.uniform(3.8, 4.8)
-            if r.random() < 0.6:
-                yc = sgn * (half - 1.2)
-                mc = int(r.choice(m_car))
-                b.box((x, yc - 0.9, 0.3), (x + length, yc + 0.9, 1.0), mc, 'car', 0.3, r)
-                b.box((x + 0.25 * length, yc - 0.8, 1.0), (x + 0.8 * length, yc + 0.8, 1.45),
-                      (m_glass, m_glass, mc), 'car', 0.1, r)
-                for wx in (x + 0.5, x + length - 1.15):
-                    for wy in (yc - 0.9, yc + 0.65):
-                        b.box((wx, wy, 0.0), (wx + 0.65, wy + 0.25, 0.6), m_tyre, 'car', 0.0, r)
-            x += length + r.uniform(1.0, 6.0)
+        _street_side(b, seed, side, sgn, half, walk, x_start, x_end, mats)
 
     # gentle weaving within the free lane: obstacles are at |y| >= half - 2.1
     amp = float(rng.uniform(0.0, max(0.0, half - 3.1)))

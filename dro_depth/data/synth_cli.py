@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dro_depth.data.bag_writer import STORAGES, BagWriter, write_sequence_bag
-from dro_depth.data.folders import DEPTH_FORMATS, write_folder
-from dro_depth.data.scenes import SCENE_KINDS
-from dro_depth.data.sequence import stamp_to_ns
-from dro_depth.data.synthetic import generate_sequence, generate_stereo
-from dro_depth.data.trajectories import MOTIONS
+from .bag_writer import STORAGES, BagWriter, write_sequence_bag
+from .folders import DEPTH_FORMATS, write_folder
+from .scenes import SCENE_KINDS
+from .sequence import stamp_to_ns
+from .synthetic import generate_sequence, generate_stereo
+from .trajectories import MOTIONS
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dro_depth.data.raycast import render
-from dro_depth.data.scenes import SCENE_KINDS, Scene, make_scene
-from dro_depth.data.sequence import Sequence
-from dro_depth.data.trajectories import _SPEEDS, Trajectory, make_trajectory
+from .raycast import render
+from .scenes import SCENE_KINDS, Scene, make_scene
+from .sequence import Sequence
+from .trajectories import _SPEEDS, Trajectory, make_trajectory
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dro_depth.data.scenes import Scene
+from .scenes import Scene
 
 logger = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .data.bags import BagError, read_bag
-from .estimator import EstimatorConfig, SfmEstimator, TrackingState
-from .metrics import DepthMetricAccumulator, PoseMetricError, ate, length_error, rpe
+from dro_depth.data.bags import BagError, read_bag
+from dro_depth.sfm.estimator import EstimatorConfig, SfmEstimator, TrackingState
+from .scores import DepthMetricAccumulator, PoseMetricError, ate, length_error, rpe
 
 __all__ = ['EvalOptions', 'evaluate_bag', 'main']
 
@@ -141,7 +141,7 @@ def evaluate_bag(opts: EvalOptions) -> Dict[str, Any]:
     """Run the evaluation; returns the metrics dict (also written to ``OUT/metrics.json``)."""
     from tqdm import tqdm
 
-    from .data.bag_writer import BagWriter
+    from dro_depth.data.bag_writer import BagWriter
 
     out = Path(opts.out)
     if out.exists() and not opts.overwrite:

@@ -1,6 +1,6 @@
 """Accuracy of a DRO model on held-out synthetic sequences, per iteration count, against baselines.
 
-    python -m dro_depth.model_eval [--checkpoint PATH] [--seeds 1000 1001 ...] [--iterations 0 2 4 8 12]
+    python -m dro_depth.evaluation.dro_heldout [--checkpoint PATH] [--seeds 1000 1001 ...] [--iterations 0 2 4 8 12]
 
 Samples are (target, references) triples from synthetic indoor and outdoor sequences whose scene seeds
 were never used in training (training uses seeds < 1000). For each iteration count it prints depth
@@ -24,10 +24,10 @@ import cv2
 import numpy as np
 import torch
 
-from .data.dataset import SequenceDataset
-from .data.synthetic import generate_sequence
-from .geometry import pose_vec_to_matrix, rotation_angle
-from .metrics import depth_errors
+from dro_depth.data.dataset import SequenceDataset
+from dro_depth.data.synthetic import generate_sequence
+from dro_depth.geometry import pose_vec_to_matrix, rotation_angle
+from .scores import depth_errors
 
 __all__ = ['evaluate_model', 'middlebury_two_view', 'main']
 
@@ -87,8 +87,8 @@ def middlebury_two_view(model: torch.nn.Module, height: int, iterations: int) ->
     The right image is shifted by the principal-point offset (doffs) so that both views share one K, as
     DRO expects; the known baseline is not given to the network.
     """
-    from .data.middlebury import DOFFS, load_motorcycle
-    from .geometry import PinholeCamera
+    from dro_depth.data.middlebury import DOFFS, load_motorcycle
+    from dro_depth.geometry import PinholeCamera
 
     pair = load_motorcycle()
     h0, w0 = pair.left.shape[:2]
@@ -126,10 +126,10 @@ def _table(res: Dict[str, Dict[str, float]]) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from .models.dro import build_dro, load_dro
-    from .weights import default_dro_checkpoint
+    from dro_depth.models.dro import build_dro, load_dro
+    from dro_depth.weights import default_dro_checkpoint
 
-    p = argparse.ArgumentParser(prog='python -m dro_depth.model_eval', description=__doc__,
+    p = argparse.ArgumentParser(prog='python -m dro_depth.evaluation.dro_heldout', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--checkpoint', default=None, help='default: the bundled model')
     p.add_argument('--seeds', nargs='+', type=int, default=[1000, 1001, 1002])

@@ -1,10 +1,10 @@
 """End to end with the default models, without ROS: DRO + the light metric model + the scale filter.
 
-    python -m dro_depth.metric_e2e [--seeds 1000 1001] [--frames 45] [--metric-every 3] [--unit 2.5]
+    python -m dro_depth.evaluation.metric_e2e [--seeds 1000 1001] [--frames 45] [--metric-every 3] [--unit 2.5]
 
 On held-out synthetic sequences (indoor and outdoor, seeds never trained on), the bundled DRO model tracks
 every frame and the bundled light metric model sees every ``metric_every``-th frame; their depths feed
-:class:`~dro_depth.metric_scale.MetricScaler` exactly as in ``sfm_node``. Two cases:
+:class:`~dro_depth.metric.scaler.MetricScaler` exactly as in ``sfm_node``. Two cases:
 
 * ``unit 1``: DRO as trained (supervised on metric synthetic depth, so nearly metric already);
 * ``unit U``: DRO's output divided by U, standing in for a self-supervised model (or a new robot) whose
@@ -24,7 +24,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .metrics import DepthMetricAccumulator
+from .scores import DepthMetricAccumulator
 
 __all__ = ['run_sequence', 'main']
 
@@ -36,7 +36,7 @@ def _path_length(positions: np.ndarray) -> float:
 def run_sequence(seq, estimator, metric, unit: float = 1.0, metric_every: int = 3) -> Dict[str, float]:
     """Run one sequence through a fresh ``estimator`` + ``metric`` model + a new scaler; the case's
     numbers."""
-    from .metric_scale import MetricScaler
+    from dro_depth.metric.scaler import MetricScaler
 
     scaler = MetricScaler(min_depth=0.1, max_depth=80.0)
     raw_acc, pub_acc = DepthMetricAccumulator(), DepthMetricAccumulator()
@@ -80,7 +80,7 @@ def run_sequence(seq, estimator, metric, unit: float = 1.0, metric_every: int = 
 def _trajectory_scale(est: np.ndarray, gt: np.ndarray) -> float:
     """Size of the estimated trajectory relative to the truth: 1 / the Sim(3) (Umeyama) scale that maps it
     onto ground truth. Robust to per-frame jitter, which inflates summed path lengths."""
-    from .metrics import PoseMetricError, _umeyama
+    from .scores import PoseMetricError, _umeyama
     try:
         _, _, c = _umeyama(est.T, gt.T, with_scale=True)
     except PoseMetricError:
@@ -99,9 +99,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--json', default=None)
     args = parser.parse_args(argv)
 
-    from .data.synthetic import generate_sequence
-    from .estimator import EstimatorConfig, SfmEstimator
-    from .metric_depth import MetricDepthConfig, MetricDepthEstimator
+    from dro_depth.data.synthetic import generate_sequence
+    from dro_depth.sfm.estimator import EstimatorConfig, SfmEstimator
+    from dro_depth.metric.depth_estimator import MetricDepthConfig, MetricDepthEstimator
 
     rows = []
     print('| scene | DRO unit | best scale | filtered scale | scale error | regime | AbsRel DRO units | '

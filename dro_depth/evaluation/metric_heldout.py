@@ -1,6 +1,6 @@
 """Held-out accuracy of a metric-depth model on synthetic scenes, against constant baselines.
 
-    python -m dro_depth.metric_eval [--checkpoint PATH] [--seeds 1000 1001 1002] [--frames 20]
+    python -m dro_depth.evaluation.metric_heldout [--checkpoint PATH] [--seeds 1000 1001 1002] [--frames 20]
 
 For each domain (indoor, outdoor): metric AbsRel / RMSE / delta<1.25 of the model with its router's own
 choice of head, of the model with the correct head forced, and of a constant predictor equal to the
@@ -16,16 +16,16 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .data.mono_dataset import DOMAIN_LABELS, HEAD_MAX_DEPTH, domain_of
-from .metrics import DepthMetricAccumulator
-from .models.metric.light import LightCore
+from dro_depth.data.mono_dataset import DOMAIN_LABELS, HEAD_MAX_DEPTH, domain_of
+from .scores import DepthMetricAccumulator
+from dro_depth.models.metric.light import LightCore
 
 __all__ = ['evaluate_metric_model', 'heldout_sequences', 'main']
 
 
 def heldout_sequences(seeds: Sequence[int], data=None, frames: int = 20) -> list:
     """Synthetic indoor and outdoor sequences of ``seeds`` (render size from ``data`` if given)."""
-    from .data.synthetic import generate_sequence
+    from dro_depth.data.synthetic import generate_sequence
 
     h = getattr(data, 'render_height', 240)
     w = getattr(data, 'render_width', 320)
@@ -90,8 +90,8 @@ def format_table(report: Dict[str, dict]) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from .models.metric.light import load_light_zoedepth
-    from .weights import default_metric_checkpoint
+    from dro_depth.models.metric.light import load_light_zoedepth
+    from dro_depth.weights import default_metric_checkpoint
 
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

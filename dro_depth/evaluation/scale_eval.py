@@ -1,4 +1,4 @@
-"""Benchmark of the metric-scale pipeline on synthetic truth: ``python -m dro_depth.scale_eval``.
+"""Benchmark of the metric-scale pipeline on synthetic truth: ``python -m dro_depth.evaluation.scale_eval``.
 
 A known scene (rooms of planes and boxes, depth in metres), a DRO that is off by a known scale ``s_true``
 (depth ``truth / s_true`` with a little noise; translations ``/ s_true``) and a metric-depth ORACLE that
@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional
 import cv2
 import numpy as np
 
-from .scale import MetricTrajectory, ScaleFilter, ScaleFilterConfig, estimate_scale
+from dro_depth.metric.scale import MetricTrajectory, ScaleFilter, ScaleFilterConfig, estimate_scale
 
 __all__ = ['room_depth', 'metric_oracle', 'dro_view', 'smooth_trajectory', 'simulate', 'SimResult', 'main']
 

@@ -6,7 +6,7 @@ hysteresis.
     pred.depth                                                   # (H, W) float32 metres, NaN invalid
     pred.route, pred.p_outdoor, pred.latency_ms
 
-Two-head (NK) models route each frame with :class:`~dro_depth.routing.RouteHysteresis`: the router's
+Two-head (NK) models route each frame with :class:`~dro_depth.metric.routing.RouteHysteresis`: the router's
 probabilities for this frame update the smoothed route, and the head of that route produces the depth (so a
 scene on the indoor/outdoor border does not switch heads every frame). ``domain`` forces a head. Single-head
 models (N: indoor, K: outdoor) always use their own head.
@@ -27,7 +27,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from .estimator import resolve_device
+from dro_depth.device import resolve_device
 from .routing import DOMAINS, RouteHysteresis
 
 __all__ = ['MetricDepthConfig', 'MetricDepthEstimator', 'MetricPrediction', 'BACKBONES', 'parse_resolution',
@@ -123,13 +123,13 @@ class MetricPrediction:
 
 
 def _is_light_file(path: Path) -> bool:
-    from .models.checkpoints import _is_safetensors
+    from dro_depth.models.checkpoints import _is_safetensors
     if not _is_safetensors(path):
         return False
     from safetensors import safe_open
     with safe_open(str(path), framework='pt') as f:
         meta = f.metadata() or {}
-    from .models.metric.light import LIGHT_FORMAT
+    from dro_depth.models.metric.light import LIGHT_FORMAT
     return meta.get('format', '').strip('"') == LIGHT_FORMAT
 
 
@@ -152,17 +152,17 @@ class MetricDepthEstimator:
         self.checkpoint = path
         self.backbone = 'light' if _is_light_file(path) else 'beit'
         if cfg.backbone not in ('auto', self.backbone):
-            from .models.checkpoints import CheckpointError
+            from dro_depth.models.checkpoints import CheckpointError
             raise CheckpointError(f'{path} holds a {self.backbone} metric model but backbone is '
                                   f'{cfg.backbone!r} (use auto)')
         t0 = time.perf_counter()
         if self.backbone == 'light':
-            from .models.metric.light import load_light_zoedepth
+            from dro_depth.models.metric.light import load_light_zoedepth
             self.model, meta = load_light_zoedepth(path, device=self.device)
             self.trained_on = str(meta.get('trained_on', ''))
             self.pad_input = bool(meta.get('pad_input', False))
         else:
-            from .models.metric.zoedepth import load_zoedepth
+            from dro_depth.models.metric.zoedepth import load_zoedepth
             self.model = load_zoedepth(path, device=self.device)
             self.trained_on = 'released ZoeDepth checkpoint'
             self.pad_input = True                    # the official infer() pads
@@ -188,7 +188,7 @@ class MetricDepthEstimator:
             if not path.is_file():
                 raise FileNotFoundError(f'metric checkpoint not found: {path}')
             return path
-        from .weights import default_metric_checkpoint
+        from dro_depth.weights import default_metric_checkpoint
         path = default_metric_checkpoint()
         if path is None:
             raise FileNotFoundError('no metric checkpoint given and the package ships no default metric '

@@ -1,6 +1,6 @@
 """Metric estimator output: the estimator's results in DRO units in, metric results out.
 
-:class:`MetricScaler` is the pure glue between :class:`~dro_depth.estimator.SfmEstimator` and a metric-depth
+:class:`MetricScaler` is the pure glue between :class:`~dro_depth.sfm.estimator.SfmEstimator` and a metric-depth
 model running at a lower rate (ZoeDepth or the light metric model, in their own worker):
 
     scaler = MetricScaler()
@@ -9,7 +9,7 @@ model running at a lower rate (ZoeDepth or the light metric model, in their own 
     ...
     scaler.on_metric(stamp_k, metric_depth_k)       # whenever the metric model answers for frame k
 
-Policy (from :mod:`dro_depth.scale`): the scale is filtered in log space; each new relative motion is
+Policy (from :mod:`dro_depth.metric.scale`): the scale is filtered in log space; each new relative motion is
 scaled by the current scale and appended to the last published pose, so odometry never jumps when the
 estimate moves, and past poses are never rewritten. Depth limits apply in metres, after scaling. Until the
 first valid metric observation the output stays in DRO units (``regime == 'dro_units'``).
@@ -22,7 +22,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from .estimator import FrameResult
+from dro_depth.sfm.estimator import FrameResult
 from .scale import (MetricTrajectory, ScaleFilter, ScaleFilterConfig, ScaleObservation, ScalePairing,
                     ScaleState, estimate_scale, scale_depth)
 

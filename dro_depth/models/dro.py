@@ -32,13 +32,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from dro_depth.models.checkpoints import (
+from .checkpoints import (
     CheckpointError, check_state_dict, infer_hidden_dim, read_checkpoint, save_state_dict)
-from dro_depth.models.resnet import ResNetEncoder
-from dro_depth.models.update_blocks import (
+from .resnet import ResNetEncoder
+from .update_blocks import (
     DepthHead, DepthUpdateBlock, PoseHead, PoseUpdateBlock, UpMaskNet)
-from dro_depth.models.upsample import convex_upsample
-from dro_depth.models.warp import FeatureWarper, euler_to_rotation, inv_depth_to_depth
+from .upsample import convex_upsample
+from .feature_warp import FeatureWarper, euler_to_rotation, inv_depth_to_depth
 
 __all__ = ['DRONet', 'DROOutput', 'DROInputError', 'CheckpointError', 'build_dro', 'load_dro',
            'save_dro', 'stage_lengths', 'CONFIDENCE_REL_SCALE']
@@ -107,6 +107,19 @@ class DROOutput:
                 self._inv_depth_iters = self._iters_builder()
                 self._iters_builder = None
         return self._inv_depth_iters
+
+
+@dataclass
+class _Recurrence:
+    """The running state of DRO's alternating depth/pose updates inside one forward call (internal)."""
+
+    inv: torch.Tensor                           # (B, 1, H/8, W/8) current inverse depth (unscaled)
+    pose: torch.Tensor                          # (N*B, 6) current pose vectors
+    inv_iters: list[torch.Tensor]
+    pose_iters: list[torch.Tensor]
+    hiddens: list[torch.Tensor] = field(default_factory=list)
+    net_d: torch.Tensor | None = None           # depth GRU hidden state
+    delta: torch.Tensor | None = None           # the last depth update
 
 
 class _StageTimer:
@@ -272,102 +285,121 @@ class DRONet(nn.Module):
         """Estimate the target's inverse depth and the reference poses.
 
         Args:
-            target: [B,3,H,W] RGB in [0,1], H and W multiples of 16.
-            refs: [B,N,3,H,W] (N >= 1) or a list of N tensors [B,3,H,W].
-            K: [B,3,3] or [3,3] pixel intrinsics at H x W (shared by target and references).
+            target: float32 (B, 3, H, W) RGB in [0, 1], H and W multiples of 16.
+            refs: (B, N, 3, H, W) (N >= 1) or a list of N tensors (B, 3, H, W).
+            K: (B, 3, 3) or (3, 3) pixel intrinsics at H x W (shared by target and references).
             iterations: GRU steps (any int >= 0); default ``self.default_iterations``.
             timings: optional dict filled with per-stage wall times in ms: 'features', 'init',
                 'context', 'gru_stage_0', ..., 'upsample' (CUDA is synchronised only then).
-            ref_features: optional cached ``fnet`` features of the references [B,N,128,H/8,W/8]
+            ref_features: optional cached ``fnet`` features of the references (B, N, 128, H/8, W/8)
                 (from :meth:`features` of earlier frames); then only the target is encoded here.
 
         Returns:
             :class:`DROOutput`.
         """
-        if iterations is None:
-            iterations = self.default_iterations
-        if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 0:
-            raise DROInputError(f'iterations must be an int >= 0, got {iterations!r}')
-        iterations = int(iterations)
+        iterations = self._check_iterations(iterations)
         target, refs, K = self._check_inputs(target, refs, K)
         timer = _StageTimer(timings, target.device)
         b, n = refs.shape[:2]
-        height, width = target.shape[-2:]
-        hd = self.hidden_dim
-        refs_nm = refs.transpose(0, 1).reshape(n * b, 3, height, width)  # rows n*B + b
-
+        refs_nm = refs.transpose(0, 1).reshape(n * b, 3, *target.shape[-2:])  # rows n*B + b
         with timer('features'):
-            if ref_features is None:
-                fmaps = self._encode(self.fnet, torch.cat([target, refs_nm], dim=0))
-                f_tgt, f_ref = fmaps[:b], fmaps[b:]
-            else:
-                expected = (b, n, FEATURE_DIM, height // RATIO, width // RATIO)
-                if not torch.is_tensor(ref_features) or tuple(ref_features.shape) != expected:
-                    got = tuple(ref_features.shape) if torch.is_tensor(ref_features) else type(ref_features)
-                    raise DROInputError(f'ref_features must be [B,N,C,h,w] = {list(expected)}, got {got}')
-                f_tgt = self._encode(self.fnet, target)
-                f_ref = ref_features.to(f_tgt).transpose(0, 1).reshape(n * b, *expected[2:])
-            c, h, w = f_tgt.shape[1:]
+            f_tgt, f_ref = self._pair_features(target, refs_nm, b, n, ref_features)
         with timer('init'):
             inv = self.depth_head(f_tgt, torch.sigmoid)
-            pose = self.pose_head.forward_pairs(f_tgt, f_ref)  # [N*B,6]
-        inv_iters = [inv]
-        pose_iters = [pose]
-        hiddens: list[torch.Tensor] = []
-        net_d = None
-        delta = None
+            pose = self.pose_head.forward_pairs(f_tgt, f_ref)  # (N*B, 6)
+        state = _Recurrence(inv=inv, pose=pose, inv_iters=[inv], pose_iters=[pose])
         stages = stage_lengths(iterations, self.seq_len)
         if stages:
-            with timer('context'):
-                cd = self._encode(self.cnet_depth, target)
-                net_d, ctx_d = torch.tanh(cd[:, :hd]), torch.relu(cd[:, hd:])
-                cp = self._encode(self.cnet_pose, torch.cat([target.repeat(n, 1, 1, 1), refs_nm], dim=1))
-                net_p, ctx_p = torch.tanh(cp[:, :hd]), torch.relu(cp[:, hd:])
-                plan_d = self.update_block_depth.depth_gru.prepare(ctx_d)
-                plan_p = self.update_block_pose.pose_gru.prepare(ctx_p)
-                basis = self.update_block_pose.encoder.pose_basis(h, w)
-                warper = FeatureWarper(K, n, h, w, 1.0 / RATIO)
-                f_tgt_rep = f_tgt.repeat(n, 1, 1, 1)
-            for s, length in enumerate(stages):
-                with timer(f'gru_stage_{s}'):
-                    inv0, pose0 = inv.detach(), pose.detach()
-                    rot0 = euler_to_rotation(pose0[:, 3:])
-                    # depth steps: poses frozen at P0
-                    for _ in range(length):
-                        depth = inv_depth_to_depth(self._scale(inv)).repeat(n, 1, 1, 1)
-                        warped = warper.warp(f_ref, warper.points(depth), rot0, pose0[:, :3])
-                        cost = ((f_tgt_rep - warped) ** 2).view(n, b, c, h, w).mean(dim=0)
-                        net_d, delta = self.update_block_depth.step(net_d, inv, cost, plan_d)
-                        inv = inv + delta
-                        inv_iters.append(inv)
-                        hiddens.append(net_d)
-                    # pose steps: inverse depth frozen at D0, one GRU state per reference (batched)
-                    points0 = warper.points(inv_depth_to_depth(self._scale(inv0)).repeat(n, 1, 1, 1))
-                    pose = pose0
-                    for _ in range(length):
-                        warped = warper.warp(f_ref, points0, euler_to_rotation(pose[:, 3:]), pose[:, :3])
-                        cost = (f_tgt_rep - warped) ** 2
-                        net_p, dpose = self.update_block_pose.step(net_p, pose, cost, plan_p, basis)
-                        pose = pose + dpose
-                        pose_iters.append(pose)
-
+            self._recur(state, stages, target, refs_nm, K, f_tgt, f_ref, timer)
         with timer('upsample'):
-            if net_d is None:
-                final_mask = self.upmask_net(f_tgt)
-            else:
-                final_mask = self.update_block_depth.upsample_mask(net_d)
-            inv_up = self._scale(convex_upsample(inv, final_mask, RATIO))
-            confidence = None
-            if delta is not None:
-                cur = self._scale(inv)
-                change = (cur - self._scale(inv - delta)).abs()
-                conf_low = torch.exp(-change / (CONFIDENCE_REL_SCALE * cur.abs().clamp(min=1e-6)))
-                confidence = convex_upsample(conf_low, final_mask, RATIO)
+            inv_up, confidence = self._upsample(state, f_tgt)
+        return self._output(state, f_tgt, inv_up, confidence, b, n)
 
+    # ---------------------------------------------------------------------- the stages of forward()
+    def _check_iterations(self, iterations: Any) -> int:
+        if iterations is None:
+            return int(self.default_iterations)
+        if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 0:
+            raise DROInputError(f'iterations must be an int >= 0, got {iterations!r}')
+        return int(iterations)
+
+    def _pair_features(self, target: torch.Tensor, refs_nm: torch.Tensor, b: int, n: int,
+                       ref_features: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``fnet`` features of the target (B, 128, H/8, W/8) and the references (N*B, 128, H/8, W/8)."""
+        if ref_features is None:
+            fmaps = self._encode(self.fnet, torch.cat([target, refs_nm], dim=0))
+            return fmaps[:b], fmaps[b:]
+        height, width = target.shape[-2:]
+        expected = (b, n, FEATURE_DIM, height // RATIO, width // RATIO)
+        if not torch.is_tensor(ref_features) or tuple(ref_features.shape) != expected:
+            got = tuple(ref_features.shape) if torch.is_tensor(ref_features) else type(ref_features)
+            raise DROInputError(f'ref_features must be [B,N,C,h,w] = {list(expected)}, got {got}')
+        f_tgt = self._encode(self.fnet, target)
+        return f_tgt, ref_features.to(f_tgt).transpose(0, 1).reshape(n * b, *expected[2:])
+
+    def _recur(self, state: _Recurrence, stages: list[int], target: torch.Tensor, refs_nm: torch.Tensor,
+               K: torch.Tensor, f_tgt: torch.Tensor, f_ref: torch.Tensor, timer: _StageTimer) -> None:
+        """Alternate depth and pose GRU steps over ``stages``, appending every iterate to ``state``."""
+        hd = self.hidden_dim
+        b, (c, h, w) = f_tgt.shape[0], f_tgt.shape[1:]
+        n = f_ref.shape[0] // b
+        with timer('context'):
+            cd = self._encode(self.cnet_depth, target)
+            state.net_d, ctx_d = torch.tanh(cd[:, :hd]), torch.relu(cd[:, hd:])
+            cp = self._encode(self.cnet_pose, torch.cat([target.repeat(n, 1, 1, 1), refs_nm], dim=1))
+            net_p, ctx_p = torch.tanh(cp[:, :hd]), torch.relu(cp[:, hd:])
+            plan_d = self.update_block_depth.depth_gru.prepare(ctx_d)
+            plan_p = self.update_block_pose.pose_gru.prepare(ctx_p)
+            basis = self.update_block_pose.encoder.pose_basis(h, w)
+            warper = FeatureWarper(K, n, h, w, 1.0 / RATIO)
+            f_tgt_rep = f_tgt.repeat(n, 1, 1, 1)
+        for s, length in enumerate(stages):
+            with timer(f'gru_stage_{s}'):
+                inv0, pose0 = state.inv.detach(), state.pose.detach()
+                rot0 = euler_to_rotation(pose0[:, 3:])
+                # depth steps: poses frozen at P0
+                for _ in range(length):
+                    depth = inv_depth_to_depth(self._scale(state.inv)).repeat(n, 1, 1, 1)
+                    warped = warper.warp(f_ref, warper.points(depth), rot0, pose0[:, :3])
+                    cost = ((f_tgt_rep - warped) ** 2).view(n, b, c, h, w).mean(dim=0)
+                    state.net_d, state.delta = self.update_block_depth.step(state.net_d, state.inv, cost, plan_d)
+                    state.inv = state.inv + state.delta
+                    state.inv_iters.append(state.inv)
+                    state.hiddens.append(state.net_d)
+                # pose steps: inverse depth frozen at D0, one GRU state per reference (batched)
+                points0 = warper.points(inv_depth_to_depth(self._scale(inv0)).repeat(n, 1, 1, 1))
+                pose = pose0
+                for _ in range(length):
+                    warped = warper.warp(f_ref, points0, euler_to_rotation(pose[:, 3:]), pose[:, :3])
+                    net_p, dpose = self.update_block_pose.step(net_p, pose, (f_tgt_rep - warped) ** 2, plan_p,
+                                                               basis)
+                    pose = pose + dpose
+                    state.pose_iters.append(pose)
+                state.pose = pose
+
+    def _upsample(self, state: _Recurrence, f_tgt: torch.Tensor) -> tuple:
+        """Full-resolution inverse depth and the confidence of the last update (None without one)."""
+        if state.net_d is None:
+            final_mask = self.upmask_net(f_tgt)
+        else:
+            final_mask = self.update_block_depth.upsample_mask(state.net_d)
+        inv_up = self._scale(convex_upsample(state.inv, final_mask, RATIO))
+        confidence = None
+        if state.delta is not None:
+            cur = self._scale(state.inv)
+            change = (cur - self._scale(state.inv - state.delta)).abs()
+            conf_low = torch.exp(-change / (CONFIDENCE_REL_SCALE * cur.abs().clamp(min=1e-6)))
+            confidence = convex_upsample(conf_low, final_mask, RATIO)
+        return inv_up, confidence
+
+    def _output(self, state: _Recurrence, f_tgt: torch.Tensor, inv_up: torch.Tensor,
+                confidence: torch.Tensor | None, b: int, n: int) -> DROOutput:
+        """Pack the result; the full-resolution iterates are upsampled only when asked for."""
         def to_bn6(p: torch.Tensor) -> torch.Tensor:
             return p.view(n, b, 6).transpose(0, 1).contiguous()
 
         restore = _grad_mode_restorer()
+        hiddens, inv_iters = state.hiddens, state.inv_iters
 
         def build_iters() -> list[torch.Tensor]:
             with restore():
@@ -381,12 +413,12 @@ class DRONet(nn.Module):
 
         return DROOutput(
             inv_depth=inv_up,
-            poses=to_bn6(pose),
-            poses_iters=[to_bn6(p) for p in pose_iters],
-            inv_depth_lowres=self._scale(inv),
+            poses=to_bn6(state.pose),
+            poses_iters=[to_bn6(p) for p in state.pose_iters],
+            inv_depth_lowres=self._scale(state.inv),
             inv_depth_lowres_iters=[self._scale(x) for x in inv_iters],
             confidence=confidence,
-            hidden=net_d,
+            hidden=state.net_d,
             _iters_builder=build_iters,
         )
 

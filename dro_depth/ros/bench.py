@@ -37,7 +37,7 @@ def _pct(values: List[float]) -> str:
 
 
 def _frames(n: int, height: int, width: int):
-    from ..data.synthetic import generate_sequence
+    from dro_depth.data.synthetic import generate_sequence
     seq = generate_sequence('indoor', seed=7, n_frames=n, height=height, width=width)
     return seq.images, seq.K
 
@@ -46,13 +46,13 @@ def measure_overhead(frames: int, height: int, width: int) -> Dict[str, List[flo
     """Milliseconds per stage of the node's own work for ``frames`` frames of ``width`` x ``height``."""
     import rclpy
 
-    from ..estimator import FrameResult, TrackingState
-    from .client import SfmClient
+    from dro_depth.sfm.estimator import FrameResult, TrackingState
+    from dro_depth.ros.testing.client import SfmClient
     from .conversions import camera_from_info, image_to_rgb
     from .frames import TfBridge
     from .outputs import OutputPublisher
     from .params import defaults
-    from .player import camera_messages
+    from dro_depth.ros.testing.player import camera_messages
 
     images, K = _frames(min(frames, 10), height, width)
     values = defaults()
@@ -67,7 +67,7 @@ def measure_overhead(frames: int, height: int, width: int) -> Dict[str, List[flo
         outputs = OutputPublisher(node, values, TfBridge(node, publish=False))
         client.outputs.wait(lambda o: all(o.subscriptions[n].get_publisher_count() > 0 for n in
                                           ('depth', 'points', 'odom')), 10)
-        from .player import wait_for
+        from dro_depth.ros.testing.player import wait_for
         wait_for(lambda: min(outputs.depth.get_subscription_count(),
                              outputs.points.get_subscription_count()) > 0, 10)
         rng = np.random.default_rng(0)
@@ -111,8 +111,8 @@ def measure_overhead(frames: int, height: int, width: int) -> Dict[str, List[flo
 def measure_latency(frames: int, height: int, width: int, net_width: int, net_height: int, iterations: int,
                     cpu_threads: int, timeout: float = 120.0) -> Dict[str, List[float]]:
     """Publish -> depth received (ms) through a separate sfm_node process, one frame in flight at a time."""
-    from .client import SfmClient
-    from .process import NodeProcess
+    from dro_depth.ros.testing.client import SfmClient
+    from dro_depth.ros.testing.process import NodeProcess
 
     images, K = _frames(min(frames, 20), height, width)
     params = {'device': 'cpu', 'cpu_threads': cpu_threads, 'width': net_width, 'height': net_height,
@@ -159,8 +159,8 @@ def measure_rate(seconds: float, rate: float, height: int, width: int, net_width
                  iterations: int, cpu_threads: int, metric: bool, metric_rate: int,
                  timeout: float = 120.0) -> Dict[str, str]:
     """Stream at ``rate`` Hz for ``seconds`` into a separate sfm_node; its diagnostics at the end."""
-    from .client import SfmClient
-    from .process import NodeProcess
+    from dro_depth.ros.testing.client import SfmClient
+    from dro_depth.ros.testing.process import NodeProcess
 
     images, K = _frames(40, height, width)
     params = {'device': 'cpu', 'cpu_threads': cpu_threads, 'width': net_width, 'height': net_height,

@@ -24,8 +24,8 @@ from geometry_msgs.msg import Point, Pose, Quaternion, Transform, Vector3
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from ..geometry import IntrinsicsError, PinholeCamera, quaternion_to_matrix
-from ..geometry import matrix_to_quaternion as rotation_to_quaternion
+from dro_depth.geometry import IntrinsicsError, PinholeCamera, quaternion_to_matrix
+from dro_depth.geometry import matrix_to_quaternion as rotation_to_quaternion
 
 __all__ = [
     'ImageConversionError', 'UnsupportedEncodingError', 'COLOR_ENCODINGS',

@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -36,7 +37,7 @@ __all__ = ['main', 'run_demo', 'contact_sheet', 'gt_odom_positions']
 
 def gt_odom_positions(poses: np.ndarray) -> np.ndarray:
     """Ground-truth camera positions [N, 3] in the node's odom convention (odom = base at frame 0)."""
-    from ..geometry import invert_se3
+    from dro_depth.geometry import invert_se3
     from .frames import T_BASE_OPTICAL
     rel = invert_se3(poses[0]) @ poses                 # T_cam0_cam, i.e. the estimator's world frame
     return (T_BASE_OPTICAL @ rel)[:, :3, 3]
@@ -109,10 +110,7 @@ def run_demo(out_root: Path, frames: int = 60, rate: float = 10.0, size: str = '
              device: str = 'cpu', seed: int = 0, cpu_threads: Optional[int] = None, log=print,
              metric: bool = True) -> Path:
     """Run the whole demo; returns the output folder."""
-    from ..data.synthetic import generate_sequence
-    from .client import SfmClient
-    from .conversions import image_to_float
-    from .process import NodeProcess
+    from dro_depth.data.synthetic import generate_sequence
     from .transport import ensure_fastdds_profile
 
     ensure_fastdds_profile()
@@ -130,11 +128,37 @@ def run_demo(out_root: Path, frames: int = 60, rate: float = 10.0, size: str = '
               'iterations': iterations, 'num_refs': num_refs, 'checkpoint': checkpoint,
               'publish_points': True, 'diagnostics_period': 0.5, 'path_max_length': 1000,
               'metric.enabled': metric}
+    run = _stream(seq, params, out, frames, rate, log)
+    summary = _results(seq, run, out, params, frames=frames, rate=rate, input_size=(width, height))
+    (out / 'summary.json').write_text(json.dumps(summary, indent=2))
+    (out / 'sfm_node.log').write_text(run.proc.log())
+    run.proc.cleanup()
+    _log_summary(summary, out, log)
+    return out
+
+
+@dataclass
+class _DemoRun:
+    """What streaming the sequence through the node left behind (internal)."""
+
+    proc: Any                           # the stopped NodeProcess
+    outputs: Any                        # the client's collected outputs
+    sent: Dict[int, tuple]              # stamp -> (frame index, publish time)
+    diag: Dict[str, str]                # the node's last diagnostics
+    code: Optional[int]                 # the node's exit code
+
+
+def _stream(seq: Any, params: Dict[str, Any], out: Path, frames: int, rate: float, log) -> _DemoRun:
+    """Start the installed node, stream ``frames`` frames at ``rate`` Hz, wait until it is idle, stop it."""
+    from dro_depth.ros.testing.client import SfmClient
+    from dro_depth.ros.testing.process import NodeProcess
+
     proc = NodeProcess(params, workdir=out / 'node').start()
-    log(f'[demo] started sfm_node (pid {proc.proc.pid}): network {net_w}x{net_h}, {iterations} iterations, '
-        f'{num_refs} refs, device {device}, metric depth and scale {"on" if metric else "off"}')
+    log(f'[demo] started sfm_node (pid {proc.proc.pid}): network {params["width"]}x{params["height"]}, '
+        f'{params["iterations"]} iterations, {params["num_refs"]} refs, device {params["device"]}, '
+        f'metric depth and scale {"on" if params["metric.enabled"] else "off"}')
     client = SfmClient(keep=frames + 10)
-    sent: Dict[int, tuple] = {}         # stamp -> (frame index, publish time)
+    sent: Dict[int, tuple] = {}
     code: Optional[int] = None
     try:
         if not client.wait_for_node(180):
@@ -161,9 +185,17 @@ def run_demo(out_root: Path, frames: int = 60, rate: float = 10.0, size: str = '
         client.close()
         code = proc.stop(signal.SIGINT, timeout=30)
     log(f'[demo] sfm_node stopped (exit code {code})')
+    return _DemoRun(proc=proc, outputs=client.outputs, sent=sent, diag=diag, code=code)
 
-    # --- results
-    outputs = client.outputs
+
+def _results(seq: Any, run: _DemoRun, out: Path, params: Dict[str, Any], *, frames: int, rate: float,
+             input_size: tuple) -> Dict[str, Any]:
+    """Bag, contact sheet and accuracy against the renderer's ground truth: the summary dictionary."""
+    from dro_depth.evaluation.scores import DepthMetricAccumulator
+    from .conversions import image_to_float
+
+    width, height = input_size
+    outputs, sent, diag = run.outputs, run.sent, run.diag
     depth_by_stamp = outputs.by_stamp('depth')
     conf_by_stamp = outputs.by_stamp('confidence')
     odom_by_stamp = outputs.by_stamp('odom')
@@ -172,7 +204,6 @@ def run_demo(out_root: Path, frames: int = 60, rate: float = 10.0, size: str = '
     bag = outputs.write_bag(out / 'outputs_bag',
                             names=['depth', 'depth/camera_info', 'confidence', 'pose', 'odom',
                                    'metric_depth'])
-
     idx = [sent[s][0] for s in stamps if s in odom_by_stamp]
     est_xyz = np.array([[odom_by_stamp[s].msg.pose.pose.position.x, odom_by_stamp[s].msg.pose.pose.position.y,
                          odom_by_stamp[s].msg.pose.pose.position.z] for s in stamps if s in odom_by_stamp])
@@ -196,31 +227,31 @@ def run_demo(out_root: Path, frames: int = 60, rate: float = 10.0, size: str = '
                      np.zeros((height, width), np.float32)})
     untrained = diag.get('untrained') == 'true'
     title = (f'dro_depth sfm_node demo: {len(stamps)} of {frames} frames processed at {rate:g} Hz input, '
-             f'network {net_w}x{net_h}, {iterations} iterations')
+             f'network {params["width"]}x{params["height"]}, {params["iterations"]} iterations')
     if untrained:
         title += '  —  UNTRAINED network (random weights)'
     sheet = contact_sheet(out / 'contact_sheet.png', rows, est_xyz, gt_sel, gt_all, title)
 
     # accuracy against the renderer's ground truth: metres as published, and per-frame median-scaled
-    from ..metrics import DepthMetricAccumulator
     acc = DepthMetricAccumulator(max_depth=80.0)
     for st in stamps:
         acc.add(image_to_float(depth_by_stamp[st].msg), seq.depths[sent[st][0]])
     depth_acc = acc.summary()
     gt_len = float(np.sum(np.linalg.norm(np.diff(gt_sel, axis=0), axis=1))) if len(gt_sel) > 1 else 0.0
     est_len = float(np.sum(np.linalg.norm(np.diff(est_xyz, axis=0), axis=1))) if len(est_xyz) > 1 else 0.0
-
-    summary = {
-        'frames_sent': frames, 'rate_hz': rate, 'input_size': [width, height], 'network_size': [net_w, net_h],
-        'iterations': iterations, 'num_refs': num_refs, 'device': device, 'cpu_threads': cpu_threads,
+    return {
+        'frames_sent': frames, 'rate_hz': rate, 'input_size': [width, height],
+        'network_size': [params['width'], params['height']],
+        'iterations': params['iterations'], 'num_refs': params['num_refs'], 'device': params['device'],
+        'cpu_threads': params['cpu_threads'],
         'checkpoint': diag.get('checkpoint', ''), 'untrained': untrained,
-        'depth_outputs': len(stamps), 'node_exit_code': code,
+        'depth_outputs': len(stamps), 'node_exit_code': run.code,
         'latency_ms_p50': float(np.percentile(latencies, 50)) if latencies else None,
         'latency_ms_p95': float(np.percentile(latencies, 95)) if latencies else None,
         'node_inference_ms_p50': _float(diag.get('inference_p50_ms')),
         'node_publish_ms_p50': _float(diag.get('publish_p50_ms')),
         'dropped': {k[len('dropped_'):]: int(v) for k, v in diag.items() if k.startswith('dropped_')},
-        'metric_enabled': metric, 'scale_regime': diag.get('scale_regime', ''),
+        'metric_enabled': params['metric.enabled'], 'scale_regime': diag.get('scale_regime', ''),
         'scale': _float(diag.get('scale')), 'route': diag.get('route', ''),
         'metric_depth_outputs': outputs.count('metric_depth'),
         'metric_latency_ms_p50': _float(diag.get('metric_latency_p50_ms')),
@@ -229,24 +260,24 @@ def run_demo(out_root: Path, frames: int = 60, rate: float = 10.0, size: str = '
         'path_length_m': est_len, 'gt_path_length_m': gt_len,
         'bag': str(bag), 'contact_sheet': str(sheet),
     }
-    (out / 'summary.json').write_text(json.dumps(summary, indent=2))
-    (out / 'sfm_node.log').write_text(proc.log())
-    proc.cleanup()
+
+
+def _log_summary(summary: Dict[str, Any], out: Path, log) -> None:
+    """The closing lines of the demo: rates, latency, scale and accuracy, where the files are."""
     log('')
     nan = float('nan')
-    log(f'[demo] {len(stamps)} depth maps from {frames} frames; latency publish -> depth '
-        f'p50 {summary["latency_ms_p50"] or nan:.0f} ms, p95 {summary["latency_ms_p95"] or nan:.0f} ms; '
-        f'node inference p50 {summary["node_inference_ms_p50"] or nan:.0f} ms')
+    log(f'[demo] {summary["depth_outputs"]} depth maps from {summary["frames_sent"]} frames; latency publish '
+        f'-> depth p50 {summary["latency_ms_p50"] or nan:.0f} ms, p95 {summary["latency_ms_p95"] or nan:.0f} '
+        f'ms; node inference p50 {summary["node_inference_ms_p50"] or nan:.0f} ms')
     log(f'[demo] scale: {summary["scale_regime"] or "-"} (scale {summary["scale"] or nan:.3f}, head '
         f'{summary["route"] or "-"}, {summary["metric_depth_outputs"]} metric_depth maps); depth AbsRel vs '
         f'ground truth {summary["depth_abs_rel_metric"]:.3f} as published, '
         f'{summary["depth_abs_rel_median_scaled"]:.3f} '
-        f'median-scaled; path {est_len:.2f} m (truth {gt_len:.2f} m)')
-    if untrained:
+        f'median-scaled; path {summary["path_length_m"]:.2f} m (truth {summary["gt_path_length_m"]:.2f} m)')
+    if summary['untrained']:
         log('[demo] NOTE: no trained DRO checkpoint: the network has random weights, so depth and trajectory '
             'are meaningless (pass --checkpoint, or ship dro_depth/weights/dro_default.safetensors)')
     log(f'[demo] results in {out}/ : outputs_bag/ (mcap), contact_sheet.png, summary.json, sfm_node.log')
-    return out
 
 
 def _float(value: Any) -> Optional[float]:

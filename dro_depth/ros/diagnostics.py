@@ -19,6 +19,10 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from .stats import DROP_REASONS
 
+# One period for every throttled warning of the nodes: a reason is logged at most once per this many seconds
+# (its count in /diagnostics is exact).
+LOG_THROTTLE_S = 5.0
+
 __all__ = ['DiagnosticsReporter', 'status_values']
 
 

@@ -22,7 +22,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from ..geometry import invert_se3
+from dro_depth.geometry import invert_se3
 
 __all__ = ['R_BASE_OPTICAL', 'T_BASE_OPTICAL', 'odom_poses', 'rotate_covariance', 'twist_from_poses',
            'so3_log', 'TfBridge', 'LARGE_VARIANCE']

@@ -1,7 +1,7 @@
 """The node's metric branch: metric depth in its own thread, and the metric scale of DRO's outputs.
 
 The DRO worker calls :meth:`MetricBranch.process` on every result: depth, pose and covariance come back
-scaled by the current filtered scale (see :class:`~dro_depth.metric_scale.MetricScaler`), and every
+scaled by the current filtered scale (see :class:`~dro_depth.metric.scaler.MetricScaler`), and every
 ``metric.rate``-th frame (or each keyframe, rate 0) goes to the metric thread. That thread runs the
 metric model on the newest submitted frame only (a single-slot mailbox, like DRO's), publishes
 ``metric_depth`` (32FC1 metres, the input's stamp) with its ``metric_depth/camera_info``, and feeds the
@@ -18,16 +18,16 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from ..metric_depth import MetricDepthConfig, MetricDepthEstimator, MetricInputError, parse_resolution
-from ..metric_scale import MetricScaler
+from dro_depth.metric.depth_estimator import MetricDepthConfig, MetricDepthEstimator, MetricInputError, parse_resolution
+from dro_depth.metric.scaler import MetricScaler
 from .conversions import camera_info_for, float_to_image
+from .diagnostics import LOG_THROTTLE_S
 from .qos import output_qos
 from .stats import LatencyWindow
 from .worker import InferenceWorker
 
 __all__ = ['MetricBranch', 'metric_config']
 
-_THROTTLE_S = 5.0
 
 
 def metric_config(values: Mapping[str, Any]) -> MetricDepthConfig:
@@ -112,7 +112,7 @@ class MetricBranch:
             pred = self.model.predict(job.rgb)
         except MetricInputError as exc:
             self.failed += 1
-            log.warning(f'metric depth skipped: {exc}', throttle_duration_sec=_THROTTLE_S)
+            log.warning(f'metric depth skipped: {exc}', throttle_duration_sec=LOG_THROTTLE_S)
             return
         self.latency.add(pred.latency_ms)
         with self._lock:

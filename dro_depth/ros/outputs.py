@@ -6,7 +6,6 @@ confidence, points) are in the camera's optical frame; pose, odom and path are i
 """
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Deque, Dict, Mapping, Optional
@@ -146,9 +145,6 @@ class OutputPublisher:
         self._prev = None if lost else OdomSample(stamp, T_odom_base, cov)
         return msg
 
-    def resize_path(self, length: int) -> None:
-        self._path = deque(self._path, maxlen=int(length))
-
     def path_length(self) -> int:
         return len(self._path)
 
@@ -160,7 +156,3 @@ class OutputPublisher:
             tf = 'off' if self._tf.available else 'tf2_ros missing'
         return {'base_to_camera': self.T_base_cam_source or 'unknown', 'tf': tf}
 
-
-def monotonic_ms(since: float) -> float:
-    """Milliseconds of the steady clock since ``since`` (a ``time.monotonic()`` value)."""
-    return (time.monotonic() - since) * 1e3

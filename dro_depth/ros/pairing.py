@@ -19,6 +19,8 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable, Optional, Tuple
 
+from .conversions import stamp_to_ns
+
 __all__ = ['ExactTimePairer', 'CameraPairing', 'PAIRING_MODES', 'have_message_filters']
 
 PAIRING_MODES = ('exact', 'latest', 'latched')
@@ -102,11 +104,6 @@ class ExactTimePairer:
                 self._infos.popitem(last=False)
                 self.unpaired_infos += 1
         return None
-
-
-def _stamp_ns(msg: Any) -> int:
-    s = msg.header.stamp
-    return int(s.sec) * 1_000_000_000 + int(s.nanosec)
 
 
 class CameraPairing:
@@ -224,13 +221,13 @@ class CameraPairing:
 
     def _image_exact(self, msg: Any) -> None:
         self._count_image(msg)
-        pair = self._pairer.add_image(_stamp_ns(msg), msg)
+        pair = self._pairer.add_image(stamp_to_ns(msg.header.stamp), msg)
         if pair is not None:
             self._emit(*pair)
 
     def _info_exact(self, msg: Any) -> None:
         self._count_info(msg)
-        pair = self._pairer.add_info(_stamp_ns(msg), msg)
+        pair = self._pairer.add_info(stamp_to_ns(msg.header.stamp), msg)
         if pair is not None:
             self._emit(*pair)
 

@@ -186,7 +186,7 @@ def validate(name: str, value: Any) -> Optional[str]:
     if p.constraint == 'non-empty' and not value.strip():
         return f'{name} must not be empty'
     if name == 'metric.resolution':
-        from ..metric_depth import parse_resolution
+        from dro_depth.metric.depth_estimator import parse_resolution
         try:
             parse_resolution(value)
         except ValueError as exc:
@@ -255,8 +255,8 @@ def declare_parameters(node: Any, specs: Iterable[ParamSpec] = PARAMETERS) -> Di
 
 
 def estimator_config(values: Mapping[str, Any]):
-    """The :class:`~dro_depth.estimator.EstimatorConfig` for validated parameter ``values``."""
-    from ..estimator import EstimatorConfig
+    """The :class:`~dro_depth.sfm.estimator.EstimatorConfig` for validated parameter ``values``."""
+    from dro_depth.sfm.estimator import EstimatorConfig
 
     return EstimatorConfig(
         checkpoint=values['checkpoint'] or None, device=values['device'], precision=values['precision'],

@@ -6,7 +6,7 @@ Publishes:                depth, depth/camera_info, confidence, pose, odom, path
 Parameters:               see :mod:`dro_depth.ros.params` and config/sfm.yaml
 
 The executor thread only pairs messages and drops them into a single-slot mailbox; a worker thread
-runs :class:`~dro_depth.estimator.SfmEstimator` on the newest frame and publishes (see
+runs :class:`~dro_depth.sfm.estimator.SfmEstimator` on the newest frame and publishes (see
 :mod:`dro_depth.ros.worker`). With ``metric.enabled``, a third thread runs the metric-depth model at a
 lower rate and the outputs become metric once its scale is known (see :mod:`dro_depth.ros.metric`).
 Bad input never stops the node: it is logged (throttled) and counted per reason in /diagnostics.
@@ -33,10 +33,10 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from ..geometry import IntrinsicsError
+from dro_depth.geometry import IntrinsicsError
 from .conversions import (COLOR_ENCODINGS, ImageConversionError, camera_from_info, image_to_rgb, stamp_to_ns,
                           stamp_to_sec)
-from .diagnostics import DiagnosticsReporter
+from .diagnostics import LOG_THROTTLE_S, DiagnosticsReporter
 from .frames import TfBridge
 from .metric import MetricBranch
 from .outputs import OutputPublisher
@@ -49,7 +49,6 @@ from .worker import InferenceWorker
 
 __all__ = ['SfmNode', 'main']
 
-_THROTTLE_S = 5.0
 
 
 @dataclass
@@ -62,11 +61,11 @@ class Frame:
 
 
 class SfmNode(Node):
-    """The ROS 2 skin around :class:`~dro_depth.estimator.SfmEstimator`.
+    """The ROS 2 skin around :class:`~dro_depth.sfm.estimator.SfmEstimator`.
 
     Args:
         estimator: an already built estimator (tests, embedding); built from the parameters otherwise.
-        metric_model: an already built :class:`~dro_depth.metric_depth.MetricDepthEstimator` (used when
+        metric_model: an already built :class:`~dro_depth.metric.depth_estimator.MetricDepthEstimator` (used when
             ``metric.enabled``); built from the ``metric.*`` parameters otherwise.
         **kwargs: passed to :class:`rclpy.node.Node` (``context``, ``cli_args``, ``parameter_overrides``).
 
@@ -90,7 +89,7 @@ class SfmNode(Node):
             import torch
             torch.set_num_threads(self.values['cpu_threads'])
         if estimator is None:
-            from ..estimator import SfmEstimator
+            from dro_depth.sfm.estimator import SfmEstimator
             estimator = SfmEstimator(estimator_config(self.values))
         self.estimator = estimator
         cfg = estimator.config
@@ -145,7 +144,7 @@ class SfmNode(Node):
             self.get_logger().error(f'skipping image with unsupported encoding {image.encoding!r}: accepted '
                                     f'are {", ".join(COLOR_ENCODINGS)} (counted in /diagnostics as '
                                     'bad_encoding)',
-                                    throttle_duration_sec=_THROTTLE_S)
+                                    throttle_duration_sec=LOG_THROTTLE_S)
             return
         self.worker.submit(Frame(image, info, time.monotonic()))
         self.stats.queue_depth(self.worker.waiting())
@@ -157,7 +156,7 @@ class SfmNode(Node):
         self.stats.drop('unpaired', reason)
         self.get_logger().warning(f'image at {stamp_to_sec(image.header.stamp):.6f} s skipped: {reason} '
                                   f'(camera_info topic {self.resolve_topic_name("camera_info")})',
-                                  throttle_duration_sec=_THROTTLE_S)
+                                  throttle_duration_sec=LOG_THROTTLE_S)
 
     def _on_set_parameters(self, params: List[Any]) -> SetParametersResult:
         updates: Dict[str, Any] = {}
@@ -264,11 +263,11 @@ class SfmNode(Node):
         self.stats.frame_published((time.monotonic() - frame.received) * 1e3, (now_ns - stamp_ns) * 1e-6,
                                    publish_ms)
         if result.state.value == 'lost':
-            self.get_logger().warning(f'tracking lost: {result.reason}', throttle_duration_sec=_THROTTLE_S)
+            self.get_logger().warning(f'tracking lost: {result.reason}', throttle_duration_sec=LOG_THROTTLE_S)
 
     def _bad(self, reason: str, detail: str) -> None:
         self.stats.drop(reason, detail)
-        self.get_logger().warning(f'frame skipped ({reason}): {detail}', throttle_duration_sec=_THROTTLE_S)
+        self.get_logger().warning(f'frame skipped ({reason}): {detail}', throttle_duration_sec=LOG_THROTTLE_S)
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self, timeout: float = 10.0) -> None:
@@ -278,6 +277,7 @@ class SfmNode(Node):
         if self.metric is not None and not self.metric.stop(timeout):
             self.get_logger().warning(f'metric thread did not stop within {timeout:.0f} s')
         self.tf.close()
+        self.pairing.destroy()
 
     def destroy_node(self) -> None:
         self.shutdown()

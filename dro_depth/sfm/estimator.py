@@ -30,11 +30,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .geometry import PinholeCamera, pose_vec_to_matrix, rotation_angle, translation_norm, validate_intrinsics
+from dro_depth.device import resolve_device
+from dro_depth.geometry import PinholeCamera, pose_vec_to_matrix, rotation_angle, translation_norm, validate_intrinsics
 from .window import Keyframe, KeyframePolicy, KeyframeWindow
 
 __all__ = ['EstimatorConfig', 'FrameResult', 'InputError', 'SfmEstimator', 'TrackingState',
-           'resolve_device', 'PRECISIONS']
+           'PRECISIONS']
 
 logger = logging.getLogger(__name__)
 
@@ -53,16 +54,6 @@ class TrackingState(str, enum.Enum):
     TRACKING = 'tracking'           # multi-view depth and a pose from DRO
     STATIC = 'static'               # baseline too small for structure: translation held at zero
     LOST = 'lost'                   # the network's answer was rejected; the window was reset
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' gives CUDA when available, else CPU; anything else is passed to torch.device."""
-    if device == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    dev = torch.device(device)
-    if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f'device {device!r} requested but CUDA is not available on this machine')
-    return dev
 
 
 @dataclass
@@ -152,6 +143,48 @@ _SIGMA_R_REL = 0.05         # of the per-frame rotation angle
 LOST_COVARIANCE = 1e6
 
 
+@dataclass
+class _Frame:
+    """One checked input frame at network size (internal to :meth:`SfmEstimator.track`)."""
+
+    stamp: float
+    camera: PinholeCamera                 # the input camera (input resolution)
+    target: torch.Tensor                  # float32 (3, h, w) in [0, 1], network resolution
+    K_net: torch.Tensor                   # float32 (1, 3, 3), network resolution
+    refs_kf: list                         # the reference keyframes, newest first
+    timings: Dict[str, float]
+    t_start: float
+
+    @property
+    def first(self) -> bool:
+        return not self.refs_kf
+
+
+@dataclass
+class _NetOutput:
+    """The network's answer for one frame (internal)."""
+
+    inv_depth: torch.Tensor               # float32 (h, w), network resolution
+    confidence: torch.Tensor              # float32 (h, w) in [0, 1]
+    poses: np.ndarray                     # float64 (N, 6) pose vectors T_ref_tgt
+    iterations: int
+    t_post: float
+
+
+@dataclass
+class _Motion:
+    """The tracking decision for one frame (internal)."""
+
+    state: TrackingState
+    reason: str
+    T_world_cam: np.ndarray
+    median_depth: float
+    reset_reason: str
+    baseline_ratio: float = float('nan')
+    step_cov: np.ndarray = field(default_factory=lambda: np.zeros((6, 6)))
+    covariance: np.ndarray = field(default_factory=lambda: np.zeros((6, 6)))
+
+
 class SfmEstimator:
     """Streaming monocular depth and pose estimation with DRO.
 
@@ -188,8 +221,8 @@ class SfmEstimator:
 
     # ------------------------------------------------------------------ set-up
     def _load_model(self, checkpoint: Optional[str]) -> torch.nn.Module:
-        from .models.dro import build_dro, load_dro
-        from .weights import default_dro_checkpoint
+        from dro_depth.models.dro import build_dro, load_dro
+        from dro_depth.weights import default_dro_checkpoint
 
         path = Path(checkpoint) if checkpoint else default_dro_checkpoint()
         if path is None:
@@ -295,7 +328,7 @@ class SfmEstimator:
         """Estimate depth and pose for one frame.
 
         Args:
-            image: uint8 RGB [H, W, 3] (or mono [H, W]).
+            image: uint8 RGB (H, W, 3) (or mono (H, W)).
             K: 3x3 intrinsics in pixels at the image's resolution.
             stamp: seconds (sensor time); must increase. Backwards time or a large gap resets the window.
 
@@ -306,123 +339,149 @@ class SfmEstimator:
             InputError / IntrinsicsError (both ValueError): the frame is unusable; the estimator's state
             is unchanged.
         """
+        frame = self._prepare(image, K, stamp)
+        net = self._infer(frame)
+        motion = self._decide_motion(frame, net)
+        return self._finish(frame, net, motion)
+
+    # ------------------------------------------------------------------ the four steps of track()
+    def _prepare(self, image: Any, K: Any, stamp: Any) -> _Frame:
+        """Checks, camera change, network-size tensors and the reference keyframes (no network call)."""
         t_start = time.perf_counter()
         image = self._check_image(image)
         height, width = image.shape[:2]
         camera = PinholeCamera(validate_intrinsics(K, width, height), width, height)
         stamp = self._check_stamp(stamp)
         self._set_camera(camera)
-        timings: Dict[str, float] = {}
-
         target = self._to_tensor(image)
         K_net = torch.as_tensor(self._net_camera.K, dtype=torch.float32, device=self.device)[None]
-        timings['preprocess'] = (time.perf_counter() - t_start) * 1e3
-
         refs_kf = self.window.references()
-        first = not refs_kf
-        if first:
-            refs = target[None, None]
-            iterations = 0
-        else:
-            refs = torch.stack([kf.image for kf in refs_kf])[None]
-            iterations = self._iterations
+        timings = {'preprocess': (time.perf_counter() - t_start) * 1e3}
+        return _Frame(stamp=stamp, camera=camera, target=target, K_net=K_net, refs_kf=refs_kf,
+                      timings=timings, t_start=t_start)
 
-        cached = [kf.features for kf in refs_kf]
+    def _infer(self, frame: _Frame) -> _NetOutput:
+        """The network call: single-view depth on the first frame, else depth and poses against the window."""
+        if frame.first:
+            refs, iterations = frame.target[None, None], 0
+        else:
+            refs, iterations = torch.stack([kf.image for kf in frame.refs_kf])[None], self._iterations
+        cached = [kf.features for kf in frame.refs_kf]
         ref_features = torch.stack(cached)[None] if cached and all(f is not None for f in cached) else None
         with torch.inference_mode(), self._autocast():
-            out = self.model(target[None], refs, K_net, iterations=iterations, timings=timings,
-                             ref_features=ref_features)
-        t_post = time.perf_counter()
+            out = self.model(frame.target[None], refs, frame.K_net, iterations=iterations,
+                             timings=frame.timings, ref_features=ref_features)
         inv = out.inv_depth[0, 0].float()
         conf = getattr(out, 'confidence', None)
         conf = conf[0, 0].float() if conf is not None else torch.ones_like(inv)
-        poses = out.poses[0].double().cpu().numpy()
+        return _NetOutput(inv_depth=inv, confidence=conf, poses=out.poses[0].double().cpu().numpy(),
+                          iterations=iterations, t_post=time.perf_counter())
 
+    def _decide_motion(self, frame: _Frame, net: _NetOutput) -> _Motion:
+        """Tracking state, reason, pose and covariance of this frame; updates the trajectory state."""
         reset_reason, self._pending_reset = self._pending_reset, ''
         state, reason = TrackingState.TRACKING, ''
+        inv = net.inv_depth
         valid_inv = inv[torch.isfinite(inv) & (inv > 0)]
-        if not torch.isfinite(inv).all() or not np.all(np.isfinite(poses)) or valid_inv.numel() == 0:
+        if not torch.isfinite(inv).all() or not np.all(np.isfinite(net.poses)) or valid_inv.numel() == 0:
             state, reason = TrackingState.LOST, 'network output is not finite'
             median_depth = float('nan')
         else:
             median_depth = float(1.0 / valid_inv.median())
-
-        baseline_ratio = float('nan')
-        T_world_cam = self._T_world_cam
-        step_cov = np.zeros((6, 6))
-        if first:
-            state, reason = TrackingState.INITIALIZING, reset_reason or 'first frame: single-view depth'
-        elif state is not TrackingState.LOST:
-            T_ref_cam = pose_vec_to_matrix(poses)           # [N, 4, 4]: T_ref_tgt per reference
-            estimates = np.stack([kf.T_world_cam @ T for kf, T in zip(refs_kf, T_ref_cam)])
-            T0 = T_ref_cam[0]
-            baseline_ratio = translation_norm(T0) / max(median_depth, 1e-6)
-            rot_deg = math.degrees(rotation_angle(T0))
-            if baseline_ratio > self.config.max_step_ratio or rot_deg > self.config.max_step_rotation_deg:
-                state = TrackingState.LOST
-                reason = (f'pose rejected: step of {baseline_ratio:.2f} x median depth and {rot_deg:.1f} deg '
-                          'exceeds max_step_ratio / max_step_rotation_deg')
-            else:
-                T_world_cam = estimates[0]
-                if baseline_ratio < self.config.static_baseline_ratio:
-                    # Too little parallax: the translation is noise. Keep the rotation, hold position.
-                    T_static = T0.copy()
-                    T_static[:3, 3] = 0.0
-                    T_world_cam = refs_kf[0].T_world_cam @ T_static
-                    state = TrackingState.STATIC
-                    reason = (f'baseline {baseline_ratio:.4f} x median depth is below static_baseline_ratio '
-                              f'{self.config.static_baseline_ratio}: translation held')
-                step_cov = self._step_covariance(T0, estimates)
-
-        if state is TrackingState.LOST:
+        motion = _Motion(state=state, reason=reason, T_world_cam=self._T_world_cam,
+                         median_depth=median_depth, reset_reason=reset_reason)
+        if frame.first:
+            motion.state = TrackingState.INITIALIZING
+            motion.reason = reset_reason or 'first frame: single-view depth'
+        elif motion.state is not TrackingState.LOST:
+            self._relative_motion(frame, net, motion)
+        if motion.state is TrackingState.LOST:
             self.window.clear()
-            covariance = np.eye(6) * LOST_COVARIANCE
+            motion.covariance = np.eye(6) * LOST_COVARIANCE
         else:
-            covariance = (refs_kf[0].covariance if refs_kf else self._covariance) + step_cov
-        self._T_world_cam = T_world_cam
-        if state is not TrackingState.LOST:
-            self._covariance = covariance
+            motion.covariance = (frame.refs_kf[0].covariance if frame.refs_kf else self._covariance) \
+                + motion.step_cov
+            self._covariance = motion.covariance
+        self._T_world_cam = motion.T_world_cam
+        return motion
 
-        # Depth at the input resolution, metres, NaN outside [min_depth, max_depth].
-        inv_full = F.interpolate(inv[None, None], size=(height, width), mode='bilinear',
-                                 align_corners=False)[0, 0]
-        conf_full = F.interpolate(conf[None, None], size=(height, width), mode='bilinear',
+    def _relative_motion(self, frame: _Frame, net: _NetOutput, motion: _Motion) -> None:
+        """Chain the network's relative pose onto the newest reference: accept, hold (static) or reject."""
+        refs_kf = frame.refs_kf
+        T_ref_cam = pose_vec_to_matrix(net.poses)           # (N, 4, 4): T_ref_tgt per reference
+        estimates = np.stack([kf.T_world_cam @ T for kf, T in zip(refs_kf, T_ref_cam)])
+        T0 = T_ref_cam[0]
+        motion.baseline_ratio = translation_norm(T0) / max(motion.median_depth, 1e-6)
+        rot_deg = math.degrees(rotation_angle(T0))
+        if motion.baseline_ratio > self.config.max_step_ratio or rot_deg > self.config.max_step_rotation_deg:
+            motion.state = TrackingState.LOST
+            motion.reason = (f'pose rejected: step of {motion.baseline_ratio:.2f} x median depth and '
+                             f'{rot_deg:.1f} deg exceeds max_step_ratio / max_step_rotation_deg')
+            return
+        motion.T_world_cam = estimates[0]
+        if motion.baseline_ratio < self.config.static_baseline_ratio:
+            # Too little parallax: the translation is noise. Keep the rotation, hold position.
+            T_static = T0.copy()
+            T_static[:3, 3] = 0.0
+            motion.T_world_cam = refs_kf[0].T_world_cam @ T_static
+            motion.state = TrackingState.STATIC
+            motion.reason = (f'baseline {motion.baseline_ratio:.4f} x median depth is below '
+                             f'static_baseline_ratio {self.config.static_baseline_ratio}: translation held')
+        motion.step_cov = self._step_covariance(T0, estimates)
+
+    def _finish(self, frame: _Frame, net: _NetOutput, motion: _Motion) -> FrameResult:
+        """Depth and confidence at the input size, the keyframe decision, and the result."""
+        depth_np, conf_np = self._output_maps(frame, net, lost=motion.state is TrackingState.LOST)
+        is_keyframe = self._maybe_push_keyframe(frame, motion)
+        self._last_stamp = frame.stamp
+        self._frame_index += 1
+        timings = frame.timings
+        timings['postprocess'] = (time.perf_counter() - net.t_post) * 1e3
+        timings['total'] = (time.perf_counter() - frame.t_start) * 1e3
+        reason, reset_reason = motion.reason, motion.reset_reason
+        if reset_reason and motion.state is not TrackingState.INITIALIZING:
+            reason = f'{reset_reason}; {reason}' if reason else reset_reason
+        return FrameResult(stamp=frame.stamp, depth=depth_np, confidence=conf_np,
+                           T_world_cam=motion.T_world_cam.copy(), covariance=motion.covariance,
+                           state=motion.state, reason=reason, is_keyframe=is_keyframe,
+                           reset=bool(reset_reason) or motion.state is TrackingState.LOST, timings=timings,
+                           iterations=net.iterations, num_refs=0 if frame.first else len(frame.refs_kf),
+                           baseline_ratio=motion.baseline_ratio, camera=frame.camera)
+
+    def _output_maps(self, frame: _Frame, net: _NetOutput, lost: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Depth float32 (H, W) metres, NaN outside [min_depth, max_depth], and confidence float32 (H, W)
+        in [0, 1] (0 where invalid or lost), both at the input resolution."""
+        size = (frame.camera.height, frame.camera.width)
+        inv_full = F.interpolate(net.inv_depth[None, None], size=size, mode='bilinear', align_corners=False)[0, 0]
+        conf_full = F.interpolate(net.confidence[None, None], size=size, mode='bilinear',
                                   align_corners=False)[0, 0].clamp_(0.0, 1.0)
         depth = 1.0 / inv_full.clamp(min=1e-12)
         valid = (inv_full > 0) & torch.isfinite(inv_full) & (depth >= self.config.min_depth) \
             & (depth <= self.config.max_depth)
         depth = torch.where(valid, depth, torch.full_like(depth, float('nan')))
         conf_full = torch.where(valid, conf_full, torch.zeros_like(conf_full))
-        if state is TrackingState.LOST:
+        if lost:
             conf_full.zero_()
-        depth_np = depth.cpu().numpy().astype(np.float32, copy=False)
-        conf_np = conf_full.cpu().numpy().astype(np.float32, copy=False)
+        return (depth.cpu().numpy().astype(np.float32, copy=False),
+                conf_full.cpu().numpy().astype(np.float32, copy=False))
 
-        is_keyframe = False
-        if state is not TrackingState.LOST and math.isfinite(median_depth):
-            if self.window.wants(T_world_cam, stamp, static=state is TrackingState.STATIC):
-                # Keep the keyframe's features: later frames then encode only themselves.
-                features = None
-                if hasattr(self.model, 'features'):
-                    t_kf = time.perf_counter()
-                    with torch.inference_mode(), self._autocast():
-                        features = self.model.features(target[None])[0]
-                    timings['keyframe_features'] = (time.perf_counter() - t_kf) * 1e3
-                self.window.push(Keyframe(image=target, T_world_cam=T_world_cam.copy(), stamp=stamp,
-                                          median_depth=median_depth, index=self._frame_index,
-                                          covariance=covariance.copy(), features=features))
-                is_keyframe = True
-        self._last_stamp = stamp
-        self._frame_index += 1
-        timings['postprocess'] = (time.perf_counter() - t_post) * 1e3
-        timings['total'] = (time.perf_counter() - t_start) * 1e3
-        if reset_reason and state is not TrackingState.INITIALIZING:
-            reason = f'{reset_reason}; {reason}' if reason else reset_reason
-        return FrameResult(stamp=stamp, depth=depth_np, confidence=conf_np, T_world_cam=T_world_cam.copy(),
-                           covariance=covariance, state=state, reason=reason, is_keyframe=is_keyframe,
-                           reset=bool(reset_reason) or state is TrackingState.LOST, timings=timings,
-                           iterations=iterations, num_refs=0 if first else len(refs_kf),
-                           baseline_ratio=baseline_ratio, camera=camera)
+    def _maybe_push_keyframe(self, frame: _Frame, motion: _Motion) -> bool:
+        """Push this frame into the window when the keyframe policy wants it; keeps its DRO features so later
+        frames encode only themselves."""
+        if motion.state is TrackingState.LOST or not math.isfinite(motion.median_depth):
+            return False
+        if not self.window.wants(motion.T_world_cam, frame.stamp, static=motion.state is TrackingState.STATIC):
+            return False
+        features = None
+        if hasattr(self.model, 'features'):
+            t_kf = time.perf_counter()
+            with torch.inference_mode(), self._autocast():
+                features = self.model.features(frame.target[None])[0]
+            frame.timings['keyframe_features'] = (time.perf_counter() - t_kf) * 1e3
+        self.window.push(Keyframe(image=frame.target, T_world_cam=motion.T_world_cam.copy(), stamp=frame.stamp,
+                                  median_depth=motion.median_depth, index=self._frame_index,
+                                  covariance=motion.covariance.copy(), features=features))
+        return True
 
     @staticmethod
     def _step_covariance(T0: np.ndarray, estimates: np.ndarray) -> np.ndarray:

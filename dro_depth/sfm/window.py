@@ -14,7 +14,7 @@ from typing import Deque, List, Optional
 import numpy as np
 import torch
 
-from .geometry import rotation_angle, translation_norm
+from dro_depth.geometry import rotation_angle, translation_norm
 
 __all__ = ['Keyframe', 'KeyframePolicy', 'KeyframeWindow']
 

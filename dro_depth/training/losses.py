@@ -11,8 +11,8 @@ import kornia
 import torch
 import torch.nn.functional as F
 
-from .geometry import pose_vec_to_matrix
-from .warp import backproject, warp_to_target
+from dro_depth.geometry import pose_vec_to_matrix
+from dro_depth.geometry import backproject, warp_to_target
 
 __all__ = ['sequence_weights', 'supervised_inv_depth_loss', 'pose_reprojection_loss', 'supervised_loss',
            'photometric_error', 'self_supervised_loss', 'edge_aware_smoothness', 'silog_loss',

@@ -19,11 +19,12 @@ from typing import Dict, List
 import torch
 import torch.nn.functional as F
 
-from .data.mono_dataset import DOMAIN_LABELS, HEAD_MAX_DEPTH
+from dro_depth.data.mono_dataset import DOMAIN_LABELS, HEAD_MAX_DEPTH
+from dro_depth.models.metric.light import build_light_zoedepth, load_light_zoedepth, save_light_zoedepth
+
 from .losses import silog_loss
-from .models.metric.light import build_light_zoedepth, load_light_zoedepth, save_light_zoedepth
-from .train import (DataConfig, RunConfig, _plot_losses, batch_stream, load_sequences, optimise, prepare_run,
-                    resumable_optimizer)
+from .loop import (DataConfig, RunConfig, batch_stream, load_sequences, optimise, plot_losses, prepare_run,
+                   resumable_optimizer)
 
 __all__ = ['MetricTrainConfig', 'train_metric']
 
@@ -75,7 +76,7 @@ class MetricTrainConfig(RunConfig):
 
 
 def build_metric_dataset(cfg: MetricTrainConfig):
-    from .data.mono_dataset import MonoDepthDataset
+    from dro_depth.data.mono_dataset import MonoDepthDataset
 
     seqs = load_sequences(cfg.data, need_ground_truth=False)
     missing = [i for i, s in enumerate(seqs) if s.depths is None]
@@ -145,9 +146,9 @@ def train_metric(cfg: MetricTrainConfig, out_dir: str | Path, resume: bool = Fal
     model.eval()
     final = save_light_zoedepth(model, out / 'final.safetensors', half=cfg.save_half,
                                 metadata={'steps': cfg.steps, 'trained_on': _describe_data(cfg.data)})
-    _plot_losses(out / 'losses.csv', out / 'losses.png')
+    plot_losses(out / 'losses.csv', out / 'losses.png')
     if cfg.heldout_seeds:
-        from .metric_eval import evaluate_metric_model, heldout_sequences
+        from dro_depth.evaluation.metric_heldout import evaluate_metric_model, heldout_sequences
 
         model, _ = load_light_zoedepth(final, device=device)
         report = evaluate_metric_model(model, heldout_sequences(cfg.heldout_seeds, cfg.data))

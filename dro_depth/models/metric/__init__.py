@@ -6,14 +6,14 @@ Main entry points:
 - :class:`ZoeDepthHead` - the metric head alone (``ZoeDepthHead.from_state_dict(sd)``), per-image routing.
 - :func:`build_light_zoedepth` - ResNet-18 + small DPT decoder + the same head, same ``infer()`` API.
 """
-from dro_depth.models.metric.checkpoint import CheckpointMismatchError, read_state_dict
-from dro_depth.models.metric.config import (BeitDPTConfig, DomainConfig, RouterConfig, ZoeDepthHeadConfig,
-                                            canonical_domain)
-from dro_depth.models.metric.dpt import MidasCore
-from dro_depth.models.metric.head import MetricDepthOutput, ZoeDepthHead
-from dro_depth.models.metric.light import LightCore, build_light_zoedepth
-from dro_depth.models.metric.preprocess import network_size, prepare_for_midas
-from dro_depth.models.metric.zoedepth import ZoeDepth, build_zoedepth, load_zoedepth
+from .checkpoint import CheckpointMismatchError, read_state_dict
+from .config import (BeitDPTConfig, DomainConfig, RouterConfig, ZoeDepthHeadConfig,
+                     canonical_domain)
+from .dpt import MidasCore
+from .head import MetricDepthOutput, ZoeDepthHead
+from .light import LightCore, build_light_zoedepth
+from .preprocess import network_size, prepare_for_midas
+from .zoedepth import ZoeDepth, build_zoedepth, load_zoedepth
 
 __all__ = [
     'BeitDPTConfig', 'CheckpointMismatchError', 'DomainConfig', 'LightCore', 'MetricDepthOutput',

@@ -6,7 +6,7 @@ from typing import Tuple
 import torch
 from torch import Tensor, nn
 
-from dro_depth.models.metric.dpt import resize_bilinear
+from .dpt import resize_bilinear
 
 
 def inv_attractor(dx: Tensor, alpha: float = 300.0, gamma: int = 2) -> Tensor:

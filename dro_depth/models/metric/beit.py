@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dro_depth.models.metric.config import BeitDPTConfig
+from .config import BeitDPTConfig
 
 logger = logging.getLogger(__name__)
 

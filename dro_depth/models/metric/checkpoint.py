@@ -18,9 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from dro_depth.models.checkpoints import CheckpointError, check_state_dict, load_weights_file
-from dro_depth.models.metric.beit import relative_position_index
-from dro_depth.models.metric.config import (KITTI, NYU, BeitDPTConfig, RouterConfig,
-                                            ZoeDepthHeadConfig)
+from .beit import relative_position_index
+from .config import (KITTI, NYU, BeitDPTConfig, RouterConfig,
+                     ZoeDepthHeadConfig)
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dro_depth.models.metric.beit import Beit
-from dro_depth.models.metric.config import BeitDPTConfig
+from .beit import Beit
+from .config import BeitDPTConfig
 
 logger = logging.getLogger(__name__)
 

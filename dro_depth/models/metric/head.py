@@ -16,15 +16,15 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from dro_depth.models.metric.attractors import AttractorLayer
-from dro_depth.models.metric.bins import Projector, SeedBinRegressor
-from dro_depth.models.metric.checkpoint import (StateSource, head_config_from_state_dict, load_checked,
-                                                read_state_dict)
-from dro_depth.models.metric.config import (DOMAIN_NAMES, DomainConfig, ZoeDepthHeadConfig,
-                                            canonical_domain)
-from dro_depth.models.metric.dpt import resize_bilinear
-from dro_depth.models.metric.log_binomial import ConditionalLogBinomial
-from dro_depth.models.metric.router import PatchTransformerEncoder
+from .attractors import AttractorLayer
+from .bins import Projector, SeedBinRegressor
+from .checkpoint import (StateSource, head_config_from_state_dict, load_checked,
+                         read_state_dict)
+from .config import (DOMAIN_NAMES, DomainConfig, ZoeDepthHeadConfig,
+                     canonical_domain)
+from .dpt import resize_bilinear
+from .log_binomial import ConditionalLogBinomial
+from .router import PatchTransformerEncoder
 
 logger = logging.getLogger(__name__)
 

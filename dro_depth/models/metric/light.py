@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dro_depth.models.metric.config import ZoeDepthHeadConfig
-from dro_depth.models.metric.dpt import DPTDecoder
-from dro_depth.models.metric.zoedepth import ZoeDepth
+from .config import ZoeDepthHeadConfig
+from .dpt import DPTDecoder
+from .zoedepth import ZoeDepth
 
 
 class BasicBlock(nn.Module):

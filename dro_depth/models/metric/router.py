@@ -6,7 +6,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from dro_depth.models.metric.config import RouterConfig
+from .config import RouterConfig
 
 
 def positional_encoding_1d(length: int, dim: int, device: torch.device | None = None) -> Tensor:

@@ -14,14 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dro_depth.models.metric.checkpoint import (CheckpointMismatchError, StateSource,
-                                                core_config_from_state_dict, head_config_from_state_dict,
-                                                read_state_dict, reconcile_state_dict, split_core_head)
-from dro_depth.models.metric.config import BeitDPTConfig, ZoeDepthHeadConfig
-from dro_depth.models.metric.dpt import MidasCore
-from dro_depth.models.metric.head import DomainSpec, MetricDepthOutput, ZoeDepthHead
-from dro_depth.models.metric.preprocess import (check_images, crop_padding, pad_amounts, pad_reflect,
-                                                prepare_for_midas)
+from .checkpoint import (CheckpointMismatchError, StateSource,
+                         core_config_from_state_dict, head_config_from_state_dict,
+                         read_state_dict, reconcile_state_dict, split_core_head)
+from .config import BeitDPTConfig, ZoeDepthHeadConfig
+from .dpt import MidasCore
+from .head import DomainSpec, MetricDepthOutput, ZoeDepthHead
+from .preprocess import (check_images, crop_padding, pad_amounts, pad_reflect,
+                         prepare_for_midas)
 
 logger = logging.getLogger(__name__)
 

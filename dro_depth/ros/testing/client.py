@@ -22,9 +22,9 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from .collector import OutputCollector
-from .diagnostics import status_values
+from dro_depth.ros.diagnostics import status_values
 from .player import CameraStreamer, wait_for
-from .transport import ensure_fastdds_profile
+from dro_depth.ros.transport import ensure_fastdds_profile
 
 __all__ = ['SfmClient']
 

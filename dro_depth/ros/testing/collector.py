@@ -10,15 +10,15 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry, Path as PathMsg
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from .conversions import stamp_to_ns
-from .qos import output_qos
+from dro_depth.ros.conversions import stamp_to_ns
+from dro_depth.ros.qos import output_qos
 
 __all__ = ['OUTPUT_TOPICS', 'Received', 'OutputCollector']
 
@@ -147,6 +147,3 @@ def _type_name(msg_type: type) -> str:
     module = msg_type.__module__.split('.')      # e.g. sensor_msgs.msg._image
     return f'{module[0]}/msg/{msg_type.__name__}'
 
-
-def counts_summary(counts: Mapping[str, int]) -> str:
-    return ', '.join(f'{k}: {v}' for k, v in counts.items())

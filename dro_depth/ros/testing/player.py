@@ -21,9 +21,9 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from ..geometry import PinholeCamera
-from .conversions import make_camera_info, ns_to_stamp, rgb_to_image
-from .qos import input_qos, output_qos
+from dro_depth.geometry import PinholeCamera
+from dro_depth.ros.conversions import make_camera_info, ns_to_stamp, rgb_to_image
+from dro_depth.ros.qos import input_qos, output_qos
 
 __all__ = ['CameraStreamer', 'camera_messages', 'message_class', 'play_bag', 'wait_for',
            'wait_for_subscribers']

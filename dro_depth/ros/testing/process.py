@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
-from .transport import ensure_fastdds_profile
+from dro_depth.ros.transport import ensure_fastdds_profile
 
 __all__ = ['node_executable', 'NodeProcess', 'write_params_file']
 
