@@ -6,6 +6,7 @@ unrolled, which is what OpenVINO and TensorRT run unchanged.
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Callable, List, Sequence, Tuple
@@ -17,6 +18,8 @@ __all__ = ['OPSET', 'export_onnx', 'flatten_outputs', 'unflatten_outputs']
 
 logger = logging.getLogger(__name__)
 OPSET = 17
+#: torch.onnx.export keeps global state: two exports at once (DRO and metric threads) break each other
+_EXPORT_LOCK = threading.Lock()
 
 
 def flatten_outputs(value: Any) -> Tuple[List[Tensor], Any]:
@@ -97,7 +100,7 @@ def export_onnx(module: nn.Module, inputs: Sequence[Tensor], path: str | Path,
     with torch.no_grad():
         n_out = len(flat(*inputs))
     names = [f'out{i}' for i in range(n_out)]
-    with warnings.catch_warnings():
+    with _EXPORT_LOCK, warnings.catch_warnings():
         warnings.simplefilter('ignore')           # tracer warnings about Python bools in input checks
         torch.onnx.export(flat, tuple(inputs), str(path), opset_version=OPSET, dynamo=False,
                           input_names=list(input_names), output_names=names, do_constant_folding=True)

@@ -48,6 +48,7 @@ class CompiledMetricModel:
         self._lock = threading.Lock()
         self.info: Optional[BackendInfo] = None
         self.serving = 'torch'
+        self.fallback_reason = ''
 
     def _call(self, head: str) -> Callable[[Tensor], Tuple[Tensor, ...]]:
         def call(x: Tensor) -> Tuple[Tensor, ...]:
@@ -58,6 +59,7 @@ class CompiledMetricModel:
 
     def _compile(self, key: Tuple[str, tuple], x: Tensor) -> None:
         head = key[0]
+        x = x.clone()                # a normal tensor (the caller's may be an inference-mode tensor)
         try:
             graph = compile_module(self.model, (x,), input_names=('image',), call=self._call(head),
                                    name=f'metric_{head}_{x.shape[-2]}x{x.shape[-1]}', **self._args)
@@ -69,6 +71,7 @@ class CompiledMetricModel:
             if graph is not None:
                 self._graphs[key] = graph
                 self.info = graph.info
+                self.fallback_reason = graph.info.fallback_reason or self.fallback_reason
 
     def _run(self, head: str, x: Tensor) -> Tuple[Tensor, ...]:
         key = (head, tuple(x.shape))
@@ -82,7 +85,7 @@ class CompiledMetricModel:
                 self._compile(key, x)
                 graph = self._graphs.get(key)
             else:
-                threading.Thread(target=self._compile, args=(key, x.detach().clone()), daemon=True,
+                threading.Thread(target=self._compile, args=(key, x.detach()), daemon=True,
                                  name='metric-compile').start()
         if graph is None:
             self.serving = 'torch'
