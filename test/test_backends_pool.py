@@ -69,3 +69,27 @@ def test_export_command_writes_artefact_and_inputs(tmp_path):
     assert len(compiled.outputs) == 2
     assert main(['--format', 'tensorrt', '--size', '32x32', '--out', str(tmp_path / 'x')]) == (
         0 if torch.cuda.is_available() else 2)
+
+
+def test_estimators_fall_back_from_tensorrt_on_cpu(caplog):
+    if torch.cuda.is_available():
+        pytest.skip('CUDA machine')
+    import numpy as np
+
+    from dro_depth.metric.depth_estimator import MetricDepthConfig, MetricDepthEstimator
+    from dro_depth.sfm.estimator import EstimatorConfig, SfmEstimator
+
+    with caplog.at_level(logging.WARNING):
+        est = SfmEstimator(EstimatorConfig(backend='tensorrt', precision='fp16'))
+        metric = MetricDepthEstimator(MetricDepthConfig(backend='tensorrt'))
+    d = est.diagnostics()
+    assert d['dro_backend'] == 'torch' and 'NVIDIA' in d['dro_backend_fallback']
+    assert metric.diagnostics()['metric_engine'] == 'torch'
+    assert 'tensorrt' in metric.diagnostics()['metric_backend_fallback']
+    warns = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum('falls back to torch' in w for w in warns) == 2
+    K = np.array([[100.0, 0, 64], [0, 100.0, 48], [0, 0, 1]])
+    result = est.track(np.zeros((96, 128, 3), np.uint8) + 100, K, 0.0)
+    assert result.depth.shape == (96, 128)
+    with pytest.raises(ValueError, match='backend must be one of'):
+        EstimatorConfig(backend='onnx').validate()

@@ -76,6 +76,10 @@ class MetricDepthConfig:
         device: torch device ('auto' = CUDA when available).
         flip_aug: average with the mirrored image (doubles the latency; off by default).
         route_margin, route_min_consecutive, route_smoothing: see :class:`RouteHysteresis`.
+        backend: 'auto' | 'torch' | 'openvino' | 'tensorrt' (:mod:`dro_depth.backends`); a compiled
+            backend runs the whole model (core and head) with ``precision``; torch serves while it compiles.
+        threads: CPU threads of the compiled engine (0 = all cores; give it its own budget beside DRO).
+        engine_cache: folder for compiled engines (None = compile at every start).
     """
 
     checkpoint: Optional[str] = None
@@ -88,8 +92,14 @@ class MetricDepthConfig:
     route_margin: float = 0.15
     route_min_consecutive: int = 5
     route_smoothing: float = 0.3
+    backend: str = 'torch'
+    threads: int = 0
+    engine_cache: Optional[str] = None
 
     def __post_init__(self) -> None:
+        from dro_depth.backends import BACKENDS
+        if self.backend not in BACKENDS:
+            raise ValueError(f'backend must be one of {BACKENDS}, got {self.backend!r}')
         if self.backbone not in BACKBONES:
             raise ValueError(f'backbone must be one of {BACKBONES}, got {self.backbone!r}')
         if self.domain not in DOMAINS:
@@ -168,7 +178,8 @@ class MetricDepthEstimator:
             self.pad_input = True                    # the official infer() pads
         if cfg.resolution is not None:
             self.model.img_size = cfg.resolution
-        if cfg.precision != 'fp32':
+        self.compiled = self._compile(cfg)
+        if cfg.precision != 'fp32' and self.compiled is None:
             self.model.core.to(PRECISIONS[cfg.precision])
         self.model.eval()
         self.multi_head = bool(self.model.config.multi_head)
@@ -180,6 +191,27 @@ class MetricDepthEstimator:
         logger.info('metric model %s (%s, ZoeDepth %s head%s) on %s, %s, network %dx%d, loaded in %.1f s',
                     path, self.backbone, self.variant, 's + router' if self.multi_head else '', self.device,
                     cfg.precision, self.model.img_size[0], self.model.img_size[1], time.perf_counter() - t0)
+
+    def _compile(self, cfg: MetricDepthConfig):
+        """A :class:`CompiledMetricModel` for ``cfg.backend``, or None for torch (one WARN when it falls back)."""
+        from dro_depth.backends import check_precision, resolve_backend, unavailable_reason
+        from .compiled_model import CompiledMetricModel
+
+        backend = resolve_backend(cfg.backend, self.device)
+        self.backend_fallback = ''
+        if backend == 'torch':
+            return None
+        if backend == 'openvino' and cfg.precision == 'fp16':
+            backend = 'torch' if cfg.backend == 'auto' else backend
+        reason = unavailable_reason(backend, self.device)
+        if not reason and backend != 'torch':
+            check_precision(backend, cfg.precision)
+            return CompiledMetricModel(self.model, backend=backend, precision=cfg.precision, device=self.device,
+                                       threads=cfg.threads, cache_dir=cfg.engine_cache)
+        if reason:
+            self.backend_fallback = f'backend {backend} is not available: {reason}'
+            logger.warning('metric model falls back to torch: %s', self.backend_fallback)
+        return None
 
     @staticmethod
     def _checkpoint_path(checkpoint: Optional[str]) -> Path:
@@ -242,11 +274,16 @@ class MetricDepthEstimator:
                 seen['route'] = self.routing.update(p / p.sum())
             return [seen['route']]
 
-        out = self.model.infer(x, choose if self.multi_head else None, pad_input=self.pad_input,
-                               with_flip_aug=self.config.flip_aug)
-        depth = out.metric_depth[0, 0].float().cpu().numpy()
+        if self.compiled is not None:
+            metric, head = self.compiled.infer(x, choose if self.multi_head else None, guess=self.routing.head,
+                                               pad_input=self.pad_input, with_flip_aug=self.config.flip_aug)
+        else:
+            out = self.model.infer(x, choose if self.multi_head else None, pad_input=self.pad_input,
+                                   with_flip_aug=self.config.flip_aug)
+            metric, head = out.metric_depth, out.route[0]
+        depth = metric[0, 0].float().cpu().numpy()
         depth = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
-        route = _HEAD_ROUTE[out.route[0]]
+        route = _HEAD_ROUTE[head]
         return MetricPrediction(depth=depth, route=route, p_outdoor=seen.get('p_outdoor', float('nan')),
                                 route_probability=(self.routing.probability if self.multi_head
                                                    else float('nan')),
@@ -255,7 +292,12 @@ class MetricDepthEstimator:
     def diagnostics(self) -> Dict[str, Any]:
         d = {'metric_backbone': self.backbone, 'metric_variant': self.variant,
              'metric_checkpoint': str(self.checkpoint), 'metric_precision': self.config.precision,
-             'metric_network_size': f'{self.model.img_size[0]}x{self.model.img_size[1]}'}
+             'metric_network_size': f'{self.model.img_size[0]}x{self.model.img_size[1]}',
+             'metric_backend_requested': self.config.backend,
+             'metric_engine': 'torch' if self.compiled is None else self.compiled.serving,
+             'metric_compile_s': round(self.compiled.info.compile_s, 2) if self.compiled is not None
+             and self.compiled.info is not None else 0.0,
+             'metric_backend_fallback': self.backend_fallback or getattr(self.compiled, 'fallback_reason', '')}
         r = self.routing.diagnostics()
         d.update({'route': r['route'], 'route_domain': r['domain'], 'route_probability': r['probability'],
                   'route_p_outdoor_smoothed': r['p_outdoor_smoothed'], 'route_switches': r['switches']})

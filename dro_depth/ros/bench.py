@@ -155,9 +155,20 @@ def measure_latency(frames: int, height: int, width: int, net_width: int, net_he
     return out
 
 
+def _engines_ready(v: Dict[str, str], metric: bool) -> bool:
+    """The node's compiled engines serve (DRO: nothing left compiling; metric: not torch, unless asked)."""
+    if not v:
+        return False
+    dro = v.get('dro_engines_compiling', '0') == '0'
+    met = (not metric or v.get('metric_engine', 'torch') != 'torch' or bool(v.get('metric_backend_fallback'))
+           or v.get('metric_backend_requested') == 'torch')
+    return dro and met
+
+
 def measure_rate(seconds: float, rate: float, height: int, width: int, net_width: int, net_height: int,
                  iterations: int, cpu_threads: int, metric: bool, metric_rate: int,
-                 timeout: float = 120.0) -> Dict[str, str]:
+                 timeout: float = 120.0, backend: str = 'auto', precision: str = 'fp32',
+                 metric_backend: str = 'auto', metric_precision: str = 'fp32') -> Dict[str, str]:
     """Stream at ``rate`` Hz for ``seconds`` into a separate sfm_node; its diagnostics at the end."""
     from dro_depth.ros.testing.client import SfmClient
     from dro_depth.ros.testing.process import NodeProcess
@@ -165,7 +176,8 @@ def measure_rate(seconds: float, rate: float, height: int, width: int, net_width
     images, K = _frames(40, height, width)
     params = {'device': 'cpu', 'cpu_threads': cpu_threads, 'width': net_width, 'height': net_height,
               'iterations': iterations, 'num_refs': 2, 'diagnostics_period': 0.5, 'publish_points': False,
-              'metric.enabled': metric, 'metric.rate': metric_rate}
+              'metric.enabled': metric, 'metric.rate': metric_rate, 'backend': backend,
+              'precision': precision, 'metric.backend': metric_backend, 'metric.precision': metric_precision}
     proc = NodeProcess(params).start()
     client = SfmClient(topics=['depth', 'metric_depth', '/diagnostics'])
     try:
@@ -177,7 +189,17 @@ def measure_rate(seconds: float, rate: float, height: int, width: int, net_width
             client.camera.publish(images[i % len(images)], K, time.time_ns())
             i += 1
             client.outputs.wait(lambda o: o.count('depth') > 0, 0.2)
+        t_warm = time.monotonic()
+        while not _engines_ready(client.diagnostics(), metric) and time.monotonic() - t_warm < 300:
+            client.camera.publish(images[i % len(images)], K, time.time_ns())   # metric compiles on keyframes
+            i += 1
+            time.sleep(0.1)
+        for _ in range(int(rate)):                     # one second at the rate before counting
+            client.camera.publish(images[i % len(images)], K, time.time_ns())
+            i += 1
+            time.sleep(1.0 / rate)
         n0, m0 = client.outputs.count('depth'), client.outputs.count('metric_depth')
+        d0 = dict(client.diagnostics())
         t_start = time.monotonic()
         t_next = t_start
         while time.monotonic() - t_start < seconds:
@@ -190,6 +212,8 @@ def measure_rate(seconds: float, rate: float, height: int, width: int, net_width
         d = dict(client.wait_diagnostics(lambda v: True, 10))
         d['_depth_hz'] = f'{(client.outputs.count("depth") - n0) / elapsed:.2f}'
         d['_metric_hz'] = f'{(client.outputs.count("metric_depth") - m0) / elapsed:.2f}'
+        before, after = (int(float(x.get('dropped_total', 0) or 0)) for x in (d0, d))
+        d['_dropped'] = str(after - before)
     finally:
         client.close()
         proc.stop(signal.SIGINT)
@@ -222,11 +246,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--input', default='640x480', help='input image WIDTHxHEIGHT')
     parser.add_argument('--width', type=int, default=128, help='network width')
     parser.add_argument('--height', type=int, default=96, help='network height')
-    parser.add_argument('--iterations', type=int, default=2)
+    parser.add_argument('--iterations', type=int, default=4, help='DRO iterations (the node default)')
     parser.add_argument('--cpu-threads', type=int, default=1)
     parser.add_argument('--skip-latency', action='store_true')
     parser.add_argument('--skip-rate', action='store_true')
-    parser.add_argument('--rate', type=float, default=15.0, help='camera rate (Hz) of the streaming run')
+    parser.add_argument('--rate', type=float, nargs='+', default=[15.0, 30.0],
+                        help='camera rates (Hz) of the streaming runs')
+    parser.add_argument('--backend', default='auto', help="DRO backend ('auto' = OpenVINO on CPU when installed)")
+    parser.add_argument('--precision', default='fp32', help='DRO precision')
+    parser.add_argument('--metric-backend', default='auto')
+    parser.add_argument('--metric-precision', default='fp32')
+    parser.add_argument('--metric-only', action='store_true', help='streaming runs with the metric branch on only')
     parser.add_argument('--seconds', type=float, default=20.0, help='length of each streaming run')
     parser.add_argument('--metric-rate', type=int, default=0, help='metric.rate of the streaming run')
     args = parser.parse_args(argv)
@@ -255,18 +285,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.skip_rate:
         return 0
     print()
-    print(f'## 3. streaming at {args.rate:g} Hz for {args.seconds:g} s, metric branch off and on '
-          f'(metric.rate {args.metric_rate or "keyframes"}, bundled light model; 2 references)')
-    cols = ['metric', 'depth Hz', 'metric_depth Hz', 'DRO p50 ms', 'metric p50 ms', 'latency p50 ms',
-            'dropped', 'scale regime', 'scale']
+    print(f'## 3. streaming for {args.seconds:g} s each, metric branch off and on '
+          f'(metric.rate {args.metric_rate or "keyframes"}, bundled light model; 2 references; DRO backend '
+          f'{args.backend} {args.precision}, metric backend {args.metric_backend} {args.metric_precision}; '
+          'timed after the engines serve)')
+    cols = ['camera Hz', 'metric', 'DRO engine', 'metric engine', 'depth Hz', 'metric_depth Hz', 'DRO p50 ms',
+            'metric p50 ms', 'latency p50 ms', 'latency p95 ms', 'dropped', 'scale regime', 'scale']
     print('| ' + ' | '.join(cols) + ' |')
     print('|' + '|'.join('---' for _ in cols) + '|')
-    for metric in (False, True):
-        d = measure_rate(args.seconds, args.rate, height, width, args.width, args.height, args.iterations,
-                         args.cpu_threads, metric, args.metric_rate)
-        row = ['on' if metric else 'off', d['_depth_hz'], d['_metric_hz'], d.get('inference_p50_ms', '-'),
-               d.get('metric_latency_p50_ms', '-'), d.get('latency_p50_ms', '-'), d.get('dropped_total', '-'),
-               d.get('scale_regime', '-'), d.get('scale', '-')]
+    runs = [(r, m) for r in args.rate for m in ((True,) if args.metric_only else (False, True))]
+    for rate, metric in runs:
+        d = measure_rate(args.seconds, rate, height, width, args.width, args.height, args.iterations,
+                         args.cpu_threads, metric, args.metric_rate, backend=args.backend,
+                         precision=args.precision, metric_backend=args.metric_backend,
+                         metric_precision=args.metric_precision)
+        row = [f'{rate:g}', 'on' if metric else 'off', d.get('dro_engine', '-'),
+               d.get('metric_engine', '-') if metric else '-', d['_depth_hz'], d['_metric_hz'],
+               d.get('inference_p50_ms', '-'), d.get('metric_latency_p50_ms', '-'), d.get('latency_p50_ms', '-'),
+               d.get('latency_p95_ms', '-'), d['_dropped'], d.get('scale_regime', '-'), d.get('scale', '-')]
         print('| ' + ' | '.join(str(v) for v in row) + ' |', flush=True)
     return 0
 

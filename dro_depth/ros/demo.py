@@ -163,6 +163,11 @@ def _stream(seq: Any, params: Dict[str, Any], out: Path, frames: int, rate: floa
     try:
         if not client.wait_for_node(180):
             raise RuntimeError('sfm_node did not come up within 180 s; its log:\n' + proc.log()[-3000:])
+        d = client.wait_diagnostics(lambda v: v.get('dro_engines_compiling', '0') == '0', 300)
+        engine = f"{d.get('dro_backend', 'torch')} {d.get('dro_precision', '')}".strip()
+        log(f'[demo] DRO backend: {engine} (requested {d.get("dro_backend_requested", "?")}; engines '
+            f'{d.get("dro_engines_ready", "") or "none"}, compile s {d.get("dro_compile_s", "") or "-"})'
+            + (f'; fell back: {d["dro_backend_fallback"]}' if d.get('dro_backend_fallback') else ''))
         log(f'[demo] node ready; streaming at {rate:g} Hz')
         t_start = time.monotonic()
         t_next, t_print = t_start, t_start + 1.0

@@ -36,7 +36,9 @@ def metric_config(values: Mapping[str, Any]) -> MetricDepthConfig:
                              backbone=values['metric.backbone'],
                              domain=values['metric.domain'],
                              resolution=parse_resolution(values['metric.resolution']),
-                             precision=values['metric.precision'], device=values['device'])
+                             precision=values['metric.precision'], device=values['device'],
+                             backend=values['metric.backend'], threads=values['metric.threads'],
+                             engine_cache=values['engine_cache'] or None)
 
 
 @dataclass

@@ -60,8 +60,17 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               'model, or random (UNTRAINED) weights while the package ships none'),
     ParamSpec('device', 'auto', "torch device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'",
               constraint="auto | cpu | cuda | cuda:N"),
-    ParamSpec('precision', 'fp32', 'inference precision; fp16/bf16 use autocast on CUDA only',
+    ParamSpec('precision', 'fp32', 'DRO inference precision: torch fp16/bf16 = autocast on CUDA only; '
+              'openvino fp32 | bf16 (bf16 is fast on CPUs with AVX512-BF16 / AMX); tensorrt fp32 | fp16 | bf16',
               choices=('fp32', 'fp16', 'bf16')),
+    ParamSpec('backend', 'auto', "DRO inference backend: 'auto' = TensorRT on CUDA when installed (else torch), "
+              'OpenVINO on CPU when installed (else torch); engines compile in the background while torch '
+              'serves, and a backend that is missing or fails falls back to torch with a reason in /diagnostics',
+              choices=('auto', 'torch', 'openvino', 'tensorrt')),
+    ParamSpec('backend_threads', 0, 'CPU threads of the compiled DRO engine (OpenVINO); 0 = all cores',
+              low=0, high=256, step=1),
+    ParamSpec('engine_cache', '', "folder for compiled engines (DRO and metric), reused across starts; '' = "
+              'compile at every start. Engines are only ever loaded from this folder'),
     ParamSpec('cpu_threads', 0, "torch intra-op threads for CPU inference; 0 = torch's default (one per "
               'core). On a small shared CPU, 1 avoids spinning threads fighting the executor and camera '
               'drivers',
@@ -110,6 +119,10 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               "model's own (light 192x256, ZoeDepth 384x512)", constraint="'HxW' or empty"),
     ParamSpec('metric.precision', 'fp32', 'metric backbone precision (the metric head stays fp32); fp16 '
               'needs CUDA, bf16 is fast on CPUs with AMX', choices=('fp32', 'bf16', 'fp16')),
+    ParamSpec('metric.backend', 'auto', "metric model backend (as 'backend'; a compiled backend runs the "
+              "whole model with metric.precision)", choices=('auto', 'torch', 'openvino', 'tensorrt')),
+    ParamSpec('metric.threads', 1, 'CPU threads of the compiled metric engine (its own budget beside DRO); '
+              '0 = all cores', low=0, high=256, step=1),
     # --- frames
     ParamSpec('odom_frame', 'odom', 'frame of pose, odom, path and the TF parent (REP 105)',
               constraint='non-empty'),
@@ -260,6 +273,8 @@ def estimator_config(values: Mapping[str, Any]):
 
     return EstimatorConfig(
         checkpoint=values['checkpoint'] or None, device=values['device'], precision=values['precision'],
+        backend=values['backend'], backend_threads=values['backend_threads'],
+        engine_cache=values['engine_cache'] or None,
         width=values['width'], height=values['height'], iterations=values['iterations'],
         num_refs=values['num_refs'], keyframe_baseline_ratio=values['keyframe_baseline_ratio'],
         keyframe_rotation_deg=values['keyframe_rotation_deg'],

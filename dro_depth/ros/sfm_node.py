@@ -219,6 +219,8 @@ class SfmNode(Node):
             'worker_alive': self.worker.alive,
             'rss_mb': _rss_mb(),
         }
+        if hasattr(est, 'diagnostics'):
+            info.update(est.diagnostics())              # DRO engine: backend, compile times, fallback
         info.update(self.outputs.info())
         info['metric_enabled'] = self.metric is not None
         if self.metric is not None:

@@ -62,7 +62,11 @@ class EstimatorConfig:
 
     checkpoint: Optional[str] = None     # None: the bundled default model, else random (untrained) weights
     device: str = 'auto'
-    precision: str = 'fp32'              # fp16 / bf16 use autocast on CUDA; CPU always runs fp32
+    precision: str = 'fp32'              # torch: fp16 / bf16 autocast on CUDA only; openvino: fp32 | bf16;
+                                         # tensorrt: fp32 | fp16 | bf16
+    backend: str = 'torch'               # 'auto' | 'torch' | 'openvino' | 'tensorrt' (dro_depth.backends)
+    backend_threads: int = 0             # CPU threads of the compiled engine; 0 = all cores
+    engine_cache: Optional[str] = None   # folder for compiled engines; None = compile every start
     width: int = 128                     # network input size, multiples of 16 (the bundled model's)
     height: int = 96
     iterations: int = 4                  # DRO update steps: the latency/accuracy knob (12 for released
@@ -82,6 +86,9 @@ class EstimatorConfig:
         """Raise ValueError naming the first invalid setting."""
         if self.precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {self.precision!r}')
+        from dro_depth.backends import BACKENDS
+        if self.backend not in BACKENDS:
+            raise ValueError(f'backend must be one of {BACKENDS}, got {self.backend!r}')
         for name in ('width', 'height'):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 32 or value % 16:
@@ -198,14 +205,15 @@ class SfmEstimator:
         self.config.validate()
         self.device = resolve_device(self.config.device)
         self.precision = self.config.precision
-        if self.precision != 'fp32' and self.device.type != 'cuda':
-            logger.warning('precision %s needs CUDA; running fp32 on %s', self.precision, self.device)
-            self.precision = 'fp32'
         self.untrained = False
         self.checkpoint: Optional[Path] = None
         if model is None:
             model = self._load_model(self.config.checkpoint)
         self.model = model.to(self.device).eval()
+        self.engines = self._engine_pool()
+        if self.precision != 'fp32' and self.device.type != 'cuda' and not self.engines.compiles:
+            logger.warning('precision %s needs CUDA with torch; running fp32 on %s', self.precision, self.device)
+            self.precision = 'fp32'
         self.window = KeyframeWindow(self.config.num_refs, KeyframePolicy(
             min_baseline_ratio=self.config.keyframe_baseline_ratio,
             min_rotation_deg=self.config.keyframe_rotation_deg,
@@ -220,6 +228,27 @@ class SfmEstimator:
         self._pending_reset = ''
 
     # ------------------------------------------------------------------ set-up
+    def _engine_pool(self):
+        """Compiled DRO engines for ``config.backend`` (torch serves while they compile, or when it falls back)."""
+        from dro_depth.backends import DROEnginePool, resolve_backend
+
+        cfg = self.config
+        backend = resolve_backend(cfg.backend, self.device)
+        precision = cfg.precision
+        if backend == 'openvino' and precision == 'fp16':
+            logger.warning('OpenVINO has no fp16 on CPU here; DRO runs bf16')
+            precision = 'bf16'
+        pool = DROEnginePool(self.model, backend=backend, precision=precision, height=cfg.height,
+                             width=cfg.width, device=self.device, threads=cfg.backend_threads,
+                             cache_dir=cfg.engine_cache)
+        pool.requested = cfg.backend
+        pool.prepare(cfg.num_refs, cfg.iterations)
+        return pool
+
+    def diagnostics(self) -> Dict[str, Any]:
+        """Which DRO engine serves (backend, precision), what is compiling, compile times, fallback reason."""
+        return self.engines.diagnostics()
+
     def _load_model(self, checkpoint: Optional[str]) -> torch.nn.Module:
         from dro_depth.models.dro import build_dro, load_dro
         from dro_depth.weights import default_dro_checkpoint
@@ -366,11 +395,17 @@ class SfmEstimator:
             refs, iterations = frame.target[None, None], 0
         else:
             refs, iterations = torch.stack([kf.image for kf in frame.refs_kf])[None], self._iterations
-        cached = [kf.features for kf in frame.refs_kf]
-        ref_features = torch.stack(cached)[None] if cached and all(f is not None for f in cached) else None
-        with torch.inference_mode(), self._autocast():
-            out = self.model(frame.target[None], refs, frame.K_net, iterations=iterations,
-                             timings=frame.timings, ref_features=ref_features)
+        engine, iterations = self.engines.get(refs.shape[1], iterations)
+        if engine is not None:             # a compiled engine (it encodes its references itself)
+            t0 = time.perf_counter()
+            out = engine(frame.target[None], refs, frame.K_net)
+            frame.timings['engine'] = (time.perf_counter() - t0) * 1e3
+        else:
+            cached = [kf.features for kf in frame.refs_kf]
+            ref_features = torch.stack(cached)[None] if cached and all(f is not None for f in cached) else None
+            with torch.inference_mode(), self._autocast():
+                out = self.model(frame.target[None], refs, frame.K_net, iterations=iterations,
+                                 timings=frame.timings, ref_features=ref_features)
         inv = out.inv_depth[0, 0].float()
         conf = getattr(out, 'confidence', None)
         conf = conf[0, 0].float() if conf is not None else torch.ones_like(inv)
@@ -473,7 +508,7 @@ class SfmEstimator:
         if not self.window.wants(motion.T_world_cam, frame.stamp, static=motion.state is TrackingState.STATIC):
             return False
         features = None
-        if hasattr(self.model, 'features'):
+        if hasattr(self.model, 'features') and not self.engines.compiles:
             t_kf = time.perf_counter()
             with torch.inference_mode(), self._autocast():
                 features = self.model.features(frame.target[None])[0]
