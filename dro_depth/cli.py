@@ -7,6 +7,7 @@
     dro-depth bench-metric
     dro-depth eval-metric --checkpoint runs/metric/final.safetensors
     dro-depth demo
+    dro-depth export --model dro --format openvino --size 96x128 --refs 2 --iterations 4 --out dro
 
 Each subcommand lives in its own module; this file only dispatches.
 """
@@ -27,6 +28,8 @@ COMMANDS = {
     'eval-metric': ('dro_depth.evaluation.metric_heldout', 'Held-out accuracy of a light metric model on synthetic scenes'),
     'eval-stereo': ('dro_depth.evaluation.stereo_eval', 'Stereo disparity accuracy and latency on Middlebury Motorcycle'),
     'demo': ('dro_depth.demo', 'The ROS demo on the embedded default sequence'),
+    'export': ('dro_depth.backends.export_command',
+               'Write an ONNX / OpenVINO / TensorRT artefact of DRO or the metric model (+ JSON of its inputs)'),
 }
 
 

@@ -1,16 +1,18 @@
-"""``python -m dro_depth.bench``: every latency benchmark in turn (DRO network and estimator, metric models).
+"""``python -m dro_depth.bench``: every latency benchmark in turn (DRO network and estimator, metric models,
+the backend table).
 
 Each benchmark stays runnable alone: ``python -m dro_depth.bench.dro``, ``python -m dro_depth.bench.metric``.
 """
 import sys
 
-from . import dro, metric
+from . import backends, dro, metric
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the DRO then the metric benchmark with their default sweeps; extra arguments go to neither."""
+    """Run the DRO, metric and backend benchmarks with their default sweeps; extra arguments go to none."""
     rc = dro.main([])
-    return rc or metric.main([])
+    rc = rc or metric.main([])
+    return rc or backends.main([])
 
 
 if __name__ == '__main__':
