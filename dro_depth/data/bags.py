@@ -83,6 +83,14 @@ def _resolve(topics: dict[str, str], name: str | None, role: str, allowed: tuple
     return found
 
 
+def _rectified_intrinsics(info) -> np.ndarray:
+    """The 3x3 intrinsics of a rectified image: ``P[:, :3]`` (image_geometry's rule), K when P is all zero."""
+    P = np.asarray(info.p, np.float64)
+    if P.size == 12 and P.any():
+        return P.reshape(3, 4)[:, :3].copy()
+    return np.asarray(info.k, np.float64).reshape(3, 3).copy()
+
+
 def _stamp_ns(msg) -> int:
     return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
@@ -180,7 +188,7 @@ def _iterate(reader, path: Path, img_t, info_t, depth_t, pose_t, K, pose_toleran
         msg = reader.deserialize(raw, conn.msgtype)
         st = _stamp_ns(msg)
         if conn.topic == info_t:
-            infos[st] = (np.asarray(msg.k, np.float64).reshape(3, 3).copy(),
+            infos[st] = (_rectified_intrinsics(msg),
                          np.asarray(msg.d, np.float64).copy(),
                          msg.distortion_model, int(msg.width), int(msg.height))
         elif conn.topic == pose_t:

@@ -90,18 +90,37 @@ class PinholeCamera:
         object.__setattr__(self, 'D', np.asarray(self.D, dtype=np.float64).ravel())
 
     @classmethod
-    def from_camera_info(cls, info: Any) -> 'PinholeCamera':
-        """Build from a ``sensor_msgs/CameraInfo`` (or any object with ``k``/``K``, width, height, d)."""
-        k = getattr(info, 'k', None)
-        if k is None:
-            k = getattr(info, 'K')
-        d = getattr(info, 'd', None)
-        if d is None:
-            d = getattr(info, 'D', ())
+    def from_camera_info(cls, info: Any, rectified: bool = True) -> 'PinholeCamera':
+        """Build from a ``sensor_msgs/CameraInfo`` (or any object with ``p``/``k``, width, height, d).
+
+        The intrinsics follow image_geometry's rule: a rectified image (``image_rect``, what the
+        networks expect) is projected with ``P[:, :3]``; ``K`` belongs to the raw, distorted image and is
+        used only for an explicitly raw pipeline (``rectified=False``, undistorted images). A record
+        without any ``p``/``P`` field (not a CameraInfo) falls back to ``K``.
+
+        Raises:
+            IntrinsicsError: the matrix used is unusable, e.g. an all-zero P (an uncalibrated camera).
+        """
+        matrix = None
+        if rectified:
+            p = _field(info, 'p', 'P')
+            if p is not None:
+                P = np.asarray(p, dtype=np.float64)
+                if P.size != 12:
+                    raise IntrinsicsError(f'camera_info P must have 12 values (3x4), got {P.size}')
+                if not P.any():
+                    raise IntrinsicsError(
+                        'camera_info P is all zero: the rectified projection (focal lengths, centre) is '
+                        'unknown; calibrate and rectify the camera (image_proc), or set rectified=False '
+                        'for undistorted raw images described by K')
+                matrix = P.reshape(3, 4)[:, :3]
+        if matrix is None:
+            matrix = np.asarray(_field(info, 'k', 'K'), dtype=np.float64).reshape(3, 3)
+        d = _field(info, 'd', 'D')
         header = getattr(info, 'header', None)
         frame_id = getattr(header, 'frame_id', '') if header is not None else ''
-        return cls(K=np.asarray(k, dtype=np.float64).reshape(3, 3), width=int(info.width),
-                   height=int(info.height), D=np.asarray(d, dtype=np.float64), frame_id=frame_id)
+        return cls(K=matrix, width=int(info.width), height=int(info.height),
+                   D=np.asarray(() if d is None else d, dtype=np.float64), frame_id=frame_id)
 
     @property
     def fx(self) -> float:
@@ -155,6 +174,12 @@ class PinholeCamera:
             raise IntrinsicsError(f'depth map is {depth.shape[1]}x{depth.shape[0]}, '
                                   f'camera is {self.width}x{self.height}')
         return unproject_depth(depth, self.K)
+
+
+def _field(record: Any, lower: str, upper: str) -> Any:
+    """``record.lower`` (ROS 2 names) or ``record.upper`` (ROS 1 names), None when neither exists."""
+    value = getattr(record, lower, None)
+    return getattr(record, upper, None) if value is None else value
 
 
 def project_points(points: np.ndarray, K: np.ndarray) -> np.ndarray:

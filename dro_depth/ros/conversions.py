@@ -191,17 +191,18 @@ def image_to_float(msg: Image) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- cameras
 def camera_from_info(info: CameraInfo, width: Optional[int] = None,
-                     height: Optional[int] = None) -> PinholeCamera:
+                     height: Optional[int] = None, rectified: bool = True) -> PinholeCamera:
     """The pinhole camera of the image that ``info`` describes, as delivered.
 
-    Binning and a region of interest (as image_geometry applies them) are folded into K, so the camera
+    A rectified image (the default, ``image_rect``) uses ``P[:, :3]``; ``rectified=False`` (an undistorted
+    raw pipeline) uses ``K`` (see :meth:`PinholeCamera.from_camera_info`). Binning and a region of interest (as image_geometry applies them) are folded into K, so the camera
     matches the published image. If ``width``/``height`` (the image's size) are given they must agree.
 
     Raises:
         geometry.IntrinsicsError (ValueError): K is unusable (e.g. all zero: an uncalibrated camera), or
             the sizes of image and camera info disagree.
     """
-    camera = PinholeCamera.from_camera_info(info)
+    camera = PinholeCamera.from_camera_info(info, rectified=rectified)
     roi = info.roi
     if roi.width > 0 and roi.height > 0 and (roi.width, roi.height) != (camera.width, camera.height):
         camera = camera.cropped(int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height))

@@ -1,0 +1,52 @@
+"""Defects found in review of the input path (issue 13), each with a test that fails without its fix."""
+import numpy as np
+import pytest
+
+pytest.importorskip('rclpy', reason='the ROS 2 runtime (rclpy) is not installed')
+
+from sensor_msgs.msg import CameraInfo  # noqa: E402
+
+from dro_depth.geometry import IntrinsicsError, PinholeCamera  # noqa: E402
+from dro_depth.ros.conversions import camera_from_info, camera_info_for  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+# A calibrated camera: K describes the raw (distorted) image, P the rectified one; they differ.
+K_RAW = np.array([[520.0, 0.0, 330.0], [0.0, 518.0, 250.0], [0.0, 0.0, 1.0]])
+P_RECT = np.array([[480.0, 0.0, 310.0, 0.0], [0.0, 480.0, 236.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+
+
+def _calibrated_info(binning=0, roi=None):
+    info = CameraInfo(width=640, height=480, distortion_model='plumb_bob')
+    info.k = K_RAW.ravel().tolist()
+    info.p = P_RECT.ravel().tolist()
+    info.r = np.eye(3).ravel().tolist()
+    info.d = [-0.3, 0.1, 0.0, 0.0, 0.0]
+    info.binning_x = info.binning_y = binning
+    if roi:
+        info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = roi
+    return info
+
+
+def test_rectified_input_uses_p_not_k():
+    cam = PinholeCamera.from_camera_info(_calibrated_info())
+    np.testing.assert_array_equal(cam.K, P_RECT[:, :3])
+    raw = PinholeCamera.from_camera_info(_calibrated_info(), rectified=False)
+    np.testing.assert_array_equal(raw.K, K_RAW)
+
+
+def test_node_conversion_uses_p_with_binning_and_roi():
+    cam = camera_from_info(_calibrated_info(), 640, 480)
+    assert (cam.fx, cam.fy, cam.cx, cam.cy) == (480.0, 480.0, 310.0, 236.0)
+    binned = camera_from_info(_calibrated_info(binning=2), 320, 240)
+    assert (binned.fx, binned.cx, binned.cy) == (240.0, 155.0, 118.0)
+    crop = camera_from_info(_calibrated_info(roi=(100, 50, 400, 300)), 400, 300)
+    assert (crop.fx, crop.cx, crop.cy) == (480.0, 210.0, 186.0)
+    out = camera_info_for(_calibrated_info(binning=2), Header(frame_id='cam'), 160, 120)
+    assert np.isclose(out.k[0], 120.0) and np.isclose(out.p[0], 120.0)
+
+
+def test_all_zero_p_is_rejected_with_a_reason():
+    info = _calibrated_info()
+    info.p = [0.0] * 12
+    with pytest.raises(IntrinsicsError, match='P is all zero'):
+        camera_from_info(info, 640, 480)
