@@ -5,8 +5,12 @@ Every input, configuration and checkpoint error of dro_depth derives from :class
 base: anything else reaching them is a bug, logged with its traceback and counted as an internal error.
 """
 
-__all__ = ['DroDepthError']
+__all__ = ['ConfigError', 'DroDepthError']
 
 
 class DroDepthError(ValueError):
     """A user-facing error: the message names the value, the rule it broke and the likely cause."""
+
+
+class ConfigError(DroDepthError):
+    """A setting (estimator, node or CLI configuration) is outside its documented range."""

@@ -50,3 +50,26 @@ def test_all_zero_p_is_rejected_with_a_reason():
     info.p = [0.0] * 12
     with pytest.raises(IntrinsicsError, match='P is all zero'):
         camera_from_info(info, 640, 480)
+
+
+def test_every_user_error_derives_from_the_package_base():
+    from dro_depth.data.bags import BagError
+    from dro_depth.data.folders import FolderError
+    from dro_depth.data.image_encoding import ImageEncodingError
+    from dro_depth.errors import ConfigError, DroDepthError
+    from dro_depth.evaluation.scores import PoseMetricError
+    from dro_depth.metric.depth_estimator import MetricInputError
+    from dro_depth.metric.routing import RoutingError
+    from dro_depth.metric.scale import ScaleError
+    from dro_depth.models.checkpoints import CheckpointError
+    from dro_depth.models.dro import DROInputError
+    from dro_depth.ros.conversions import ImageConversionError, UnsupportedEncodingError
+    from dro_depth.ros.params import ParameterError
+    from dro_depth.sfm.estimator import EstimatorConfig, InputError
+    classes = [BagError, FolderError, ImageEncodingError, ConfigError, PoseMetricError, MetricInputError,
+               RoutingError, ScaleError, CheckpointError, DROInputError, ImageConversionError,
+               UnsupportedEncodingError, ParameterError, InputError, IntrinsicsError]
+    for cls in classes:
+        assert issubclass(cls, DroDepthError), cls
+    with pytest.raises(DroDepthError, match='iterations'):      # configuration errors too
+        EstimatorConfig(iterations=-1).validate()

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dro_depth.errors import DroDepthError
 from .image_encoding import ImageEncodingError, depth_to_metres, image_fields_to_array, to_rgb
 from .poses import tq_to_pose
 from .sequence import Frame, Sequence
@@ -29,7 +30,7 @@ POSE_TYPES = ('geometry_msgs/msg/PoseStamped', 'geometry_msgs/msg/PoseWithCovari
               'geometry_msgs/msg/TransformStamped', 'nav_msgs/msg/Odometry')
 
 
-class BagError(ValueError):
+class BagError(DroDepthError):
     """A bag is missing, unreadable, corrupt, or lacks the requested topics."""
 
 

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import yaml
 
+from dro_depth.errors import DroDepthError
 from .image_encoding import depth_to_metres, metres_to_depth16
 from .poses import read_tum, write_tum
 from .sequence import DEFAULT_FRAME_ID, Frame, Sequence, stamp_to_ns
@@ -39,7 +40,7 @@ IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.tif', '.tiff')
 DEPTH_FORMATS = ('npy', 'png')
 
 
-class FolderError(ValueError):
+class FolderError(DroDepthError):
     """A dataset folder is missing pieces or holds inconsistent data."""
 
 

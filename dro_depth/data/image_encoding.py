@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 
+from dro_depth.errors import DroDepthError
+
 # encoding -> (dtype, channels)
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     'rgb8': (np.dtype(np.uint8), 3), 'bgr8': (np.dtype(np.uint8), 3),
@@ -22,7 +24,7 @@ COLOUR_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', '8UC1', '8UC3')
 DEPTH_ENCODINGS = ('32FC1', '16UC1', 'mono16')
 
 
-class ImageEncodingError(ValueError):
+class ImageEncodingError(DroDepthError):
     """An image buffer does not match its declared encoding, or the encoding is unsupported."""
 
 

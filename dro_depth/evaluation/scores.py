@@ -23,6 +23,8 @@ import warnings
 
 import numpy as np
 
+from dro_depth.errors import DroDepthError
+
 logger = logging.getLogger(__name__)
 
 DEPTH_KEYS = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'a1', 'a2', 'a3')
@@ -30,7 +32,7 @@ ALIGNMENTS = ('none', 'origin', 'se3', 'sim3', 'scale')
 STAT_KEYS = ('rmse', 'mean', 'median', 'std', 'min', 'max')
 
 
-class PoseMetricError(ValueError):
+class PoseMetricError(DroDepthError):
     """Trajectories unsuitable for the requested pose metric (too short, no motion, mismatched)."""
 
 

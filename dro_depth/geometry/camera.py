@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dro_depth.errors import DroDepthError
+
 __all__ = [
     'IntrinsicsError', 'PinholeCamera', 'validate_intrinsics',
     'pose_vec_to_matrix', 'invert_se3', 'matrix_to_quaternion', 'quaternion_to_matrix',
@@ -27,7 +29,7 @@ __all__ = [
 ]
 
 
-class IntrinsicsError(ValueError):
+class IntrinsicsError(DroDepthError):
     """Camera intrinsics or image size are invalid or inconsistent."""
 
 

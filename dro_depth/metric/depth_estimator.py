@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from dro_depth.device import resolve_device
+from dro_depth.errors import ConfigError, DroDepthError
 from .routing import DOMAINS, RouteHysteresis
 
 __all__ = ['MetricDepthConfig', 'MetricDepthEstimator', 'MetricPrediction', 'BACKBONES', 'parse_resolution',
@@ -41,7 +42,7 @@ _HEAD_ROUTE = {'nyu': 'indoor', 'kitti': 'outdoor'}
 _RESOLUTION_RE = re.compile(r'^\s*(\d+)\s*[xX]\s*(\d+)\s*$')
 
 
-class MetricInputError(ValueError):
+class MetricInputError(DroDepthError):
     """The image cannot be used (shape, type)."""
 
 
@@ -55,10 +56,10 @@ def parse_resolution(text: str) -> Optional[Tuple[int, int]]:
         return None
     m = _RESOLUTION_RE.match(str(text))
     if not m:
-        raise ValueError(f"resolution must be 'HxW' (e.g. '192x256') or empty, got {text!r}")
+        raise ConfigError(f"resolution must be 'HxW' (e.g. '192x256') or empty, got {text!r}")
     h, w = int(m.group(1)), int(m.group(2))
     if h % 32 or w % 32 or not (32 <= h <= 4096 and 32 <= w <= 4096):
-        raise ValueError(f'resolution {h}x{w}: height and width must be multiples of 32 in [32, 4096]')
+        raise ConfigError(f'resolution {h}x{w}: height and width must be multiples of 32 in [32, 4096]')
     return h, w
 
 
@@ -99,13 +100,13 @@ class MetricDepthConfig:
     def __post_init__(self) -> None:
         from dro_depth.backends import BACKENDS
         if self.backend not in BACKENDS:
-            raise ValueError(f'backend must be one of {BACKENDS}, got {self.backend!r}')
+            raise ConfigError(f'backend must be one of {BACKENDS}, got {self.backend!r}')
         if self.backbone not in BACKBONES:
-            raise ValueError(f'backbone must be one of {BACKBONES}, got {self.backbone!r}')
+            raise ConfigError(f'backbone must be one of {BACKBONES}, got {self.backbone!r}')
         if self.domain not in DOMAINS:
-            raise ValueError(f'domain must be one of {DOMAINS}, got {self.domain!r}')
+            raise ConfigError(f'domain must be one of {DOMAINS}, got {self.domain!r}')
         if self.precision not in PRECISIONS:
-            raise ValueError(f'precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}')
+            raise ConfigError(f'precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}')
         if isinstance(self.resolution, str):
             self.resolution = parse_resolution(self.resolution)
         elif self.resolution is not None:
@@ -156,7 +157,7 @@ class MetricDepthEstimator:
         self.config = cfg = config or MetricDepthConfig()
         self.device = resolve_device(cfg.device)
         if cfg.precision == 'fp16' and self.device.type != 'cuda':
-            raise ValueError(f'metric precision fp16 needs a CUDA device (device is {self.device}); use bf16 '
+            raise ConfigError(f'metric precision fp16 needs a CUDA device (device is {self.device}); use bf16 '
                              'or fp32 on CPU')
         path = self._checkpoint_path(cfg.checkpoint)
         self.checkpoint = path
@@ -238,7 +239,7 @@ class MetricDepthEstimator:
         if self.multi_head:
             self.routing.domain = value
         elif value not in DOMAINS:
-            raise ValueError(f'domain must be one of {DOMAINS}, got {value!r}')
+            raise ConfigError(f'domain must be one of {DOMAINS}, got {value!r}')
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:

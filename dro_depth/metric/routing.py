@@ -25,6 +25,8 @@ from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
+from dro_depth.errors import DroDepthError
+
 __all__ = ['RoutingError', 'RouteHysteresis', 'ROUTES', 'DOMAINS', 'HEADS']
 
 logger = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ _ALIASES = {'indoor': 'indoor', 'nyu': 'indoor', 'outdoor': 'outdoor', 'kitti': 
 _P_CLIP = 1e-6
 
 
-class RoutingError(ValueError):
+class RoutingError(DroDepthError):
     """Bad router output or routing setting."""
 
 

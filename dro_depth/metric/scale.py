@@ -55,6 +55,8 @@ from typing import Any, Deque, Dict, Optional, Tuple
 import cv2
 import numpy as np
 
+from dro_depth.errors import DroDepthError
+
 __all__ = ['ScaleError', 'ScaleObservation', 'estimate_scale', 'ScaleState', 'ScaleFilterConfig',
            'ScaleFilter', 'MetricTrajectory', 'scale_depth', 'scale_covariance', 'ScalePairing',
            'MAD_TO_SIGMA', 'MEDIAN_EFFICIENCY']
@@ -65,7 +67,7 @@ MAD_TO_SIGMA = 1.4826        # sigma of a normal distribution = 1.4826 * its med
 MEDIAN_EFFICIENCY = 1.2533   # std of the median of n normal samples = 1.2533 * sigma / sqrt(n)
 
 
-class ScaleError(ValueError):
+class ScaleError(DroDepthError):
     """Input to the scale estimation is malformed (type, shape, values or settings)."""
 
 

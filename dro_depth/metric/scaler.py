@@ -23,6 +23,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from dro_depth.sfm.estimator import FrameResult
+from dro_depth.errors import ConfigError
 from .scale import (MetricTrajectory, ScaleFilter, ScaleFilterConfig, ScaleObservation, ScalePairing,
                     ScaleState, estimate_scale, scale_depth)
 
@@ -51,7 +52,7 @@ class MetricScaler:
     def __init__(self, filter_config: ScaleFilterConfig | None = None, min_depth: float = 0.1,
                  max_depth: float = 80.0, pairing_frames: int = 30, reset_inflation: float = 0.05) -> None:
         if not 0 < min_depth < max_depth:
-            raise ValueError(f'need 0 < min_depth < max_depth, got {min_depth}, {max_depth}')
+            raise ConfigError(f'need 0 < min_depth < max_depth, got {min_depth}, {max_depth}')
         self.filter = ScaleFilter(filter_config)
         self.trajectory = MetricTrajectory()
         self.pairing = ScalePairing(max_frames=pairing_frames)

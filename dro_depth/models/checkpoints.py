@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from dro_depth.errors import DroDepthError
+
 __all__ = ['CheckpointError', 'DROCheckpoint', 'TOP_LEVEL_MODULES', 'read_checkpoint', 'strip_prefix',
            'infer_hidden_dim', 'parse_version', 'check_state_dict', 'save_state_dict']
 
@@ -37,7 +39,7 @@ CONTEXT_DIM = 32
 _MAX_LISTED = 8
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DroDepthError):
     """The file or mapping is not a (compatible) DRO checkpoint."""
 
 

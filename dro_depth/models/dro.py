@@ -32,6 +32,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from dro_depth.errors import DroDepthError
 from .checkpoints import (
     CheckpointError, check_state_dict, infer_hidden_dim, read_checkpoint, save_state_dict)
 from .resnet import ResNetEncoder
@@ -52,7 +53,7 @@ RATIO = 8
 CONFIDENCE_REL_SCALE = 0.05
 
 
-class DROInputError(ValueError):
+class DROInputError(DroDepthError):
     """Bad input to :class:`DRONet` (shape, size, dtype or intrinsics)."""
 
 

@@ -26,6 +26,7 @@ from std_msgs.msg import Header
 
 from dro_depth.geometry import IntrinsicsError, PinholeCamera, quaternion_to_matrix
 from dro_depth.geometry import matrix_to_quaternion as rotation_to_quaternion
+from dro_depth.errors import DroDepthError
 
 __all__ = [
     'ImageConversionError', 'UnsupportedEncodingError', 'COLOR_ENCODINGS',
@@ -48,7 +49,7 @@ _TO_RGB = {'bgr8': cv2.COLOR_BGR2RGB, 'rgba8': cv2.COLOR_RGBA2RGB, 'bgra8': cv2.
 _HOST_BIG_ENDIAN = sys.byteorder == 'big'
 
 
-class ImageConversionError(ValueError):
+class ImageConversionError(DroDepthError):
     """An image message is malformed (size, step and data length disagree)."""
 
 

@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable, Optional, Tuple
 
+from dro_depth.errors import ConfigError
 from .conversions import stamp_to_ns
 
 __all__ = ['ExactTimePairer', 'CameraPairing', 'PAIRING_MODES', 'have_message_filters']
@@ -45,7 +46,7 @@ class ExactTimePairer:
     def __init__(self, queue_size: int = 10,
                  on_unpaired: Callable[[Any, str], None] = lambda image, reason: None) -> None:
         if queue_size < 1:
-            raise ValueError(f'queue_size must be >= 1, got {queue_size}')
+            raise ConfigError(f'queue_size must be >= 1, got {queue_size}')
         self.queue_size = int(queue_size)
         self._on_unpaired = on_unpaired
         self._images: 'OrderedDict[int, Any]' = OrderedDict()
@@ -133,7 +134,7 @@ class CameraPairing:
         from .qos import latched_qos
 
         if mode not in PAIRING_MODES:
-            raise ValueError(f'camera_info mode must be one of {PAIRING_MODES}, got {mode!r}')
+            raise ConfigError(f'camera_info mode must be one of {PAIRING_MODES}, got {mode!r}')
         self.mode = mode
         self._node = node
         self._callback = callback

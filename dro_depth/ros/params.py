@@ -14,11 +14,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
+from dro_depth.errors import DroDepthError
+
 __all__ = ['ParamSpec', 'PARAMETERS', 'PARAMETER_NAMES', 'DYNAMIC_PARAMETERS', 'ParameterError', 'spec',
            'validate', 'validate_all', 'defaults', 'declare_parameters', 'estimator_config']
 
 
-class ParameterError(ValueError):
+class ParameterError(DroDepthError):
     """A parameter value is invalid; the message names the parameter and the rule."""
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from dro_depth.errors import ConfigError
+
 __all__ = ['RELIABILITIES', 'input_qos', 'latched_qos', 'output_qos', 'diagnostics_qos', 'describe_qos']
 
 RELIABILITIES = ('best_effort', 'reliable', 'system_default')
@@ -24,9 +26,9 @@ def input_qos(reliability: str = 'best_effort', depth: int = 5) -> QoSProfile:
     """Sensor-data QoS for image and camera_info subscriptions (``rclpy.qos.qos_profile_sensor_data``
     with overrides)."""
     if reliability not in _RELIABILITY:
-        raise ValueError(f'QoS reliability must be one of {RELIABILITIES}, got {reliability!r}')
+        raise ConfigError(f'QoS reliability must be one of {RELIABILITIES}, got {reliability!r}')
     if depth < 1:
-        raise ValueError(f'QoS depth must be >= 1, got {depth}')
+        raise ConfigError(f'QoS depth must be >= 1, got {depth}')
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth),
                       reliability=_RELIABILITY[reliability], durability=DurabilityPolicy.VOLATILE)
 

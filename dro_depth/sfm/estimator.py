@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from dro_depth.device import resolve_device
 from dro_depth.geometry import PinholeCamera, pose_vec_to_matrix, rotation_angle, translation_norm, validate_intrinsics
+from dro_depth.errors import ConfigError, DroDepthError
 from .window import Keyframe, KeyframePolicy, KeyframeWindow
 
 __all__ = ['EstimatorConfig', 'FrameResult', 'InputError', 'SfmEstimator', 'TrackingState',
@@ -43,7 +44,7 @@ PRECISIONS = ('fp32', 'fp16', 'bf16')
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
-class InputError(ValueError):
+class InputError(DroDepthError):
     """A frame given to the estimator is unusable (wrong type, shape, size or stamp)."""
 
 
@@ -83,27 +84,27 @@ class EstimatorConfig:
     max_depth: float = 80.0
 
     def validate(self) -> None:
-        """Raise ValueError naming the first invalid setting."""
+        """Raise ConfigError (a DroDepthError) naming the first invalid setting."""
         if self.precision not in PRECISIONS:
-            raise ValueError(f'precision must be one of {PRECISIONS}, got {self.precision!r}')
+            raise ConfigError(f'precision must be one of {PRECISIONS}, got {self.precision!r}')
         from dro_depth.backends import BACKENDS
         if self.backend not in BACKENDS:
-            raise ValueError(f'backend must be one of {BACKENDS}, got {self.backend!r}')
+            raise ConfigError(f'backend must be one of {BACKENDS}, got {self.backend!r}')
         for name in ('width', 'height'):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 32 or value % 16:
-                raise ValueError(f'{name} must be a multiple of 16 and >= 32, got {value!r}')
+                raise ConfigError(f'{name} must be a multiple of 16 and >= 32, got {value!r}')
         if not isinstance(self.iterations, int) or not 0 <= self.iterations <= 64:
-            raise ValueError(f'iterations must be an integer in [0, 64], got {self.iterations!r}')
+            raise ConfigError(f'iterations must be an integer in [0, 64], got {self.iterations!r}')
         if not isinstance(self.num_refs, int) or not 1 <= self.num_refs <= 8:
-            raise ValueError(f'num_refs must be an integer in [1, 8], got {self.num_refs!r}')
+            raise ConfigError(f'num_refs must be an integer in [1, 8], got {self.num_refs!r}')
         for name in ('keyframe_baseline_ratio', 'keyframe_rotation_deg', 'keyframe_max_interval',
                      'static_baseline_ratio', 'max_time_gap', 'max_step_ratio', 'max_step_rotation_deg'):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
-                raise ValueError(f'{name} must be finite and > 0, got {value!r}')
+                raise ConfigError(f'{name} must be finite and > 0, got {value!r}')
         if not (0 < self.min_depth < self.max_depth) or not math.isfinite(self.max_depth):
-            raise ValueError(f'need 0 < min_depth < max_depth < inf, got {self.min_depth}, {self.max_depth}')
+            raise ConfigError(f'need 0 < min_depth < max_depth < inf, got {self.min_depth}, {self.max_depth}')
 
 
 @dataclass
@@ -272,7 +273,7 @@ class SfmEstimator:
     @iterations.setter
     def iterations(self, value: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
-            raise ValueError(f'iterations must be an integer in [0, 64], got {value!r}')
+            raise ConfigError(f'iterations must be an integer in [0, 64], got {value!r}')
         self._iterations = value
 
     @property

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dro_depth.geometry import rotation_angle, translation_norm
+from dro_depth.errors import ConfigError
 
 __all__ = ['Keyframe', 'KeyframePolicy', 'KeyframeWindow']
 
@@ -53,7 +54,7 @@ class KeyframePolicy:
         for name in ('min_baseline_ratio', 'min_rotation_deg', 'max_interval', 'min_interval'):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
-                raise ValueError(f'keyframe policy: {name} must be finite and >= 0, got {value}')
+                raise ConfigError(f'keyframe policy: {name} must be finite and >= 0, got {value}')
 
 
 class KeyframeWindow:
@@ -61,7 +62,7 @@ class KeyframeWindow:
 
     def __init__(self, size: int, policy: KeyframePolicy | None = None) -> None:
         if size < 1:
-            raise ValueError(f'the keyframe window needs at least one reference frame, got {size}')
+            raise ConfigError(f'the keyframe window needs at least one reference frame, got {size}')
         self.size = int(size)
         self.policy = policy or KeyframePolicy()
         self._frames: Deque[Keyframe] = deque(maxlen=self.size)
@@ -82,7 +83,7 @@ class KeyframeWindow:
 
     def resize(self, size: int) -> None:
         if size < 1:
-            raise ValueError(f'the keyframe window needs at least one reference frame, got {size}')
+            raise ConfigError(f'the keyframe window needs at least one reference frame, got {size}')
         self.size = int(size)
         self._frames = deque(list(self._frames)[:self.size], maxlen=self.size)
 
