@@ -31,7 +31,8 @@ def _shapes(entries):
 @needs_ref
 @pytest.mark.parametrize('encoder,metric,fname', [
     ('vits', False, 'da2_vits_state_dict_shapes.json'), ('vitb', False, 'da2_vitb_state_dict_shapes.json'),
-    ('vitl', False, 'da2_vitl_state_dict_shapes.json'), ('vits', True, 'da2_metric_vits_state_dict_shapes.json')])
+    ('vitl', False, 'da2_vitl_state_dict_shapes.json'),
+    ('vits', True, 'da2_metric_vits_state_dict_shapes.json')])
 def test_keys_shapes_and_order_match_release(encoder, metric, fname):
     expected = _shapes(_manifest(fname)['state_dict'])
     model = build_depth_anything(encoder, metric=metric, device='meta')
