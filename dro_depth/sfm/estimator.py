@@ -32,20 +32,18 @@ import torch.nn.functional as F
 
 from dro_depth.device import resolve_device
 from dro_depth.geometry import PinholeCamera, pose_vec_to_matrix, rotation_angle, translation_norm, validate_intrinsics
-from dro_depth.errors import ConfigError, DroDepthError
+from dro_depth.errors import ConfigError
+from .errors import DuplicateStampError, InputError, StampError
+from .stamps import StampOrder, as_stamp_ns
 from .window import Keyframe, KeyframePolicy, KeyframeWindow
 
-__all__ = ['EstimatorConfig', 'FrameResult', 'InputError', 'SfmEstimator', 'TrackingState',
-           'PRECISIONS']
+__all__ = ['DuplicateStampError', 'EstimatorConfig', 'FrameResult', 'InputError', 'SfmEstimator',
+           'StampError', 'TrackingState', 'PRECISIONS']
 
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
-
-
-class InputError(DroDepthError):
-    """A frame given to the estimator is unusable (wrong type, shape, size or stamp)."""
 
 
 class TrackingState(str, enum.Enum):
@@ -112,7 +110,7 @@ class FrameResult:
     """The estimator's answer for one frame.
 
     Attributes:
-        stamp: the input stamp, unchanged.
+        stamp: the input stamp in seconds (as given, or ``stamp_ns * 1e-9``).
         depth: float32 [H, W] at the input resolution, metres along optical z, NaN where invalid.
         confidence: float32 [H, W] in [0, 1] (0 where depth is invalid).
         T_world_cam: float64 [4, 4], camera (optical frame) pose in the world (odometry) frame.
@@ -124,6 +122,7 @@ class FrameResult:
             postprocess, total).
         baseline_ratio: translation to the newest reference divided by the median depth.
         camera: the input camera (intrinsics at the input resolution).
+        stamp_ns: the stamp as exact integer nanoseconds (what ordering and duplicates are judged on).
     """
 
     stamp: float
@@ -140,6 +139,7 @@ class FrameResult:
     num_refs: int = 0
     baseline_ratio: float = float('nan')
     camera: Optional[PinholeCamera] = None
+    stamp_ns: int = -1
 
 
 # Per-frame pose noise model (1 sigma): a floor plus a part proportional to the motion. The
@@ -156,6 +156,7 @@ class _Frame:
     """One checked input frame at network size (internal to :meth:`SfmEstimator.track`)."""
 
     stamp: float
+    stamp_ns: int                         # exact; ordering and duplicates are judged on it
     camera: PinholeCamera                 # the input camera (input resolution)
     target: torch.Tensor                  # float32 (3, h, w) in [0, 1], network resolution
     K_net: torch.Tensor                   # float32 (1, 3, 3), network resolution
@@ -222,7 +223,7 @@ class SfmEstimator:
         self._iterations = self.config.iterations
         self._T_world_cam = np.eye(4)
         self._covariance = np.zeros((6, 6))
-        self._last_stamp: Optional[float] = None
+        self._stamps = StampOrder(int(round(self.config.max_time_gap * 1e9)))
         self._camera: Optional[PinholeCamera] = None
         self._net_camera: Optional[PinholeCamera] = None
         self._frame_index = 0
@@ -292,7 +293,6 @@ class SfmEstimator:
         """Drop the reference window; the trajectory continues from the last pose."""
         logger.info('estimator reset: %s', reason)
         self.window.clear()
-        self._last_stamp = None
         self._pending_reset = reason
 
     # ------------------------------------------------------------------ input checks
@@ -312,23 +312,15 @@ class SfmEstimator:
             raise InputError(f'image is too small ({image.shape[1]}x{image.shape[0]}), need at least 16x16')
         return image
 
-    def _check_stamp(self, stamp: Any) -> float:
-        try:
-            stamp = float(stamp)
-        except (TypeError, ValueError):
-            raise InputError(f'stamp must be a number of seconds, got {stamp!r}') from None
-        if not math.isfinite(stamp):
-            raise InputError(f'stamp must be finite, got {stamp}')
-        if self._last_stamp is not None:
-            if stamp == self._last_stamp:
-                raise InputError(f'frame has the same stamp as the previous one ({stamp:.6f} s): duplicate')
-            if stamp < self._last_stamp:
-                self.reset(f'time went backwards by {self._last_stamp - stamp:.3f} s '
-                           f'({self._last_stamp:.3f} -> {stamp:.3f})')
-            elif stamp - self._last_stamp > self.config.max_time_gap:
-                self.reset(f'gap of {stamp - self._last_stamp:.3f} s between frames '
-                           f'exceeds max_time_gap {self.config.max_time_gap:.3f} s')
-        return stamp
+    def _check_stamp(self, stamp: Any, stamp_ns: Any) -> int:
+        """Integer nanoseconds; duplicates raise, backwards time and large gaps reset (see sfm.stamps)."""
+        ns = as_stamp_ns(stamp, stamp_ns)
+        restart = self._stamps.check(ns)
+        if restart:
+            if ns < (self._stamps.last_ns or 0):
+                self._stamps.clear()          # a new sequence: its stamps may repeat the old ones
+            self.reset(restart)
+        return ns
 
     def _set_camera(self, camera: PinholeCamera) -> None:
         old = self._camera
@@ -354,40 +346,46 @@ class SfmEstimator:
             return torch.autocast('cuda', dtype=_AUTOCAST_DTYPES[self.precision])
         return nullcontext()
 
-    def track(self, image: np.ndarray, K: Any, stamp: float) -> FrameResult:
+    def track(self, image: np.ndarray, K: Any, stamp: float | None = None, *,
+              stamp_ns: int | None = None) -> FrameResult:
         """Estimate depth and pose for one frame.
 
         Args:
             image: uint8 RGB (H, W, 3) (or mono (H, W)).
             K: 3x3 intrinsics in pixels at the image's resolution.
             stamp: seconds (sensor time); must increase. Backwards time or a large gap resets the window.
+                Converted once to integer nanoseconds (to the nearest ns).
+            stamp_ns: instead of ``stamp``, exact integer nanoseconds (what the ROS node passes). Stamps
+                1 ns apart are distinct; a duplicate or a stale re-delivered stamp (A, B, A) raises
+                :class:`~dro_depth.sfm.stamps.DuplicateStampError` and leaves tracking as it was.
 
         Returns:
             :class:`FrameResult` at the input resolution.
 
         Raises:
-            InputError / IntrinsicsError (both ValueError): the frame is unusable; the estimator's state
+            InputError, IntrinsicsError, StampError (all DroDepthError): the frame is unusable; the state
             is unchanged.
         """
-        frame = self._prepare(image, K, stamp)
+        frame = self._prepare(image, K, stamp, stamp_ns)
         net = self._infer(frame)
         motion = self._decide_motion(frame, net)
         return self._finish(frame, net, motion)
 
     # ------------------------------------------------------------------ the four steps of track()
-    def _prepare(self, image: Any, K: Any, stamp: Any) -> _Frame:
+    def _prepare(self, image: Any, K: Any, stamp: Any, stamp_ns: Any = None) -> _Frame:
         """Checks, camera change, network-size tensors and the reference keyframes (no network call)."""
         t_start = time.perf_counter()
         image = self._check_image(image)
         height, width = image.shape[:2]
         camera = PinholeCamera(validate_intrinsics(K, width, height), width, height)
-        stamp = self._check_stamp(stamp)
+        ns = self._check_stamp(stamp, stamp_ns)
+        stamp = float(stamp) if stamp is not None else ns * 1e-9
         self._set_camera(camera)
         target = self._to_tensor(image)
         K_net = torch.as_tensor(self._net_camera.K, dtype=torch.float32, device=self.device)[None]
         refs_kf = self.window.references()
         timings = {'preprocess': (time.perf_counter() - t_start) * 1e3}
-        return _Frame(stamp=stamp, camera=camera, target=target, K_net=K_net, refs_kf=refs_kf,
+        return _Frame(stamp=stamp, stamp_ns=ns, camera=camera, target=target, K_net=K_net, refs_kf=refs_kf,
                       timings=timings, t_start=t_start)
 
     def _infer(self, frame: _Frame) -> _NetOutput:
@@ -469,7 +467,7 @@ class SfmEstimator:
         """Depth and confidence at the input size, the keyframe decision, and the result."""
         depth_np, conf_np = self._output_maps(frame, net, lost=motion.state is TrackingState.LOST)
         is_keyframe = self._maybe_push_keyframe(frame, motion)
-        self._last_stamp = frame.stamp
+        self._stamps.accept(frame.stamp_ns)
         self._frame_index += 1
         timings = frame.timings
         timings['postprocess'] = (time.perf_counter() - net.t_post) * 1e3
@@ -482,7 +480,7 @@ class SfmEstimator:
                            state=motion.state, reason=reason, is_keyframe=is_keyframe,
                            reset=bool(reset_reason) or motion.state is TrackingState.LOST, timings=timings,
                            iterations=net.iterations, num_refs=0 if frame.first else len(frame.refs_kf),
-                           baseline_ratio=motion.baseline_ratio, camera=frame.camera)
+                           baseline_ratio=motion.baseline_ratio, camera=frame.camera, stamp_ns=frame.stamp_ns)
 
     def _output_maps(self, frame: _Frame, net: _NetOutput, lost: bool) -> tuple[np.ndarray, np.ndarray]:
         """Depth float32 (H, W) metres, NaN outside [min_depth, max_depth], and confidence float32 (H, W)

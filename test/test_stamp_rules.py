@@ -1,0 +1,74 @@
+"""Integer-nanosecond stamps end to end and the one duplicate / stale / backwards rule (issue 13)."""
+import numpy as np
+import pytest
+import torch
+
+from dro_depth.data.synthetic import generate_sequence
+from dro_depth.models.dro import build_dro
+from dro_depth.sfm.estimator import (DuplicateStampError, EstimatorConfig, SfmEstimator, StampError,
+                                     TrackingState)
+from dro_depth.sfm.stamps import StampOrder, as_stamp_ns, seconds_to_ns
+
+EPOCH_NS = 1_700_000_000_123_456_789     # a realistic wall-clock stamp: float seconds lose the last digits
+
+
+@pytest.fixture(scope='module')
+def seq():
+    return generate_sequence('indoor', seed=3, n_frames=6, height=64, width=96)
+
+
+@pytest.fixture(scope='module')
+def model():
+    torch.manual_seed(0)
+    return build_dro()
+
+
+def _make(model):
+    return SfmEstimator(EstimatorConfig(width=64, height=48, iterations=1, device='cpu'), model=model)
+
+
+def test_seconds_convert_once_to_the_nearest_ns():
+    assert seconds_to_ns(1.5) == 1_500_000_000 and seconds_to_ns(3) == 3_000_000_000
+    assert seconds_to_ns(0.000000001) == 1
+    assert as_stamp_ns(stamp_ns=EPOCH_NS) == EPOCH_NS
+    for bad in (float('nan'), float('inf'), -1.0, 'x', None, True):
+        with pytest.raises(StampError):
+            seconds_to_ns(bad)
+    with pytest.raises(StampError, match='exactly one'):
+        as_stamp_ns(1.0, 5)
+    with pytest.raises(StampError, match='integer'):
+        as_stamp_ns(stamp_ns=1.5)
+
+
+def test_stamp_order_rule():
+    order = StampOrder(max_gap_ns=2_000_000_000)
+    for ns in (EPOCH_NS, EPOCH_NS + 1):              # 1 ns apart: distinct frames
+        assert order.check(ns) == ''
+        order.accept(ns)
+    with pytest.raises(DuplicateStampError, match='duplicate'):
+        order.check(EPOCH_NS + 1)
+    with pytest.raises(DuplicateStampError, match='stale'):
+        order.check(EPOCH_NS)                        # A, B, A: dropped, no reset
+    assert 'backwards' in order.check(EPOCH_NS - 200)   # never seen and older: time went backwards
+    assert '0.000000200 s' in order.check(EPOCH_NS - 199)  # exact, not "0.000 s"
+    assert 'gap' in order.check(EPOCH_NS + 3_000_000_000)
+
+
+def test_estimator_keeps_tracking_through_a_stale_redelivery_and_1ns_stamps(seq, model):
+    est = _make(model)
+    stamps = [EPOCH_NS + i * 33_333_333 for i in range(4)]
+    est.track(seq.images[0], seq.K, stamp_ns=stamps[0])
+    second = est.track(seq.images[1], seq.K, stamp_ns=stamps[1])
+    assert second.stamp_ns == stamps[1] and not second.reset
+    with pytest.raises(DuplicateStampError):
+        est.track(seq.images[0], seq.K, stamp_ns=stamps[0])          # stale A after B
+    third = est.track(seq.images[2], seq.K, stamp_ns=stamps[2])
+    assert not third.reset and third.state is not TrackingState.INITIALIZING, third.reason
+    nearly = est.track(seq.images[3], seq.K, stamp_ns=stamps[2] + 1)  # 1 ns later: a valid frame
+    assert nearly.stamp_ns == stamps[2] + 1 and not nearly.reset
+    # Float seconds still work (the documented API) and are judged on the same integer rule.
+    est2 = _make(model)
+    est2.track(seq.images[0], seq.K, 10.0)
+    with pytest.raises(DuplicateStampError):
+        est2.track(seq.images[1], seq.K, 10.0)
+    assert np.isfinite(est2.track(seq.images[1], seq.K, 10.1).depth).any()
