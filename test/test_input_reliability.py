@@ -73,3 +73,40 @@ def test_every_user_error_derives_from_the_package_base():
         assert issubclass(cls, DroDepthError), cls
     with pytest.raises(DroDepthError, match='iterations'):      # configuration errors too
         EstimatorConfig(iterations=-1).validate()
+
+
+def test_float_images_decode_whatever_the_encoding_case():
+    from dro_depth.ros.conversions import float_to_image, image_to_float
+    values = np.arange(12, dtype=np.float32).reshape(3, 4)
+    msg = float_to_image(values)
+    msg.encoding = '32fc1'
+    np.testing.assert_array_equal(image_to_float(msg), values)
+
+
+@pytest.mark.parametrize('K,match', [
+    ([[1e-30, 0, 320], [0, 1e-30, 240], [0, 0, 1]], 'implausible'),
+    ([[1e300, 0, 320], [0, 1e300, 240], [0, 0, 1]], 'implausible'),
+    ([[500, 1e6, 320], [0, 500, 240], [0, 0, 1]], 'skew'),
+    ([[500, 0.5, 320], [0, 500, 240], [0, 0, 1]], 'skew'),
+    ([[500, 0, 320], [0, 500, 240], [0, 1e-3, 1]], 'bottom row'),
+    ([[500, 0, 320], [0, 500, 240], [0, 0, 2]], 'bottom row'),
+    ([[500, 0, 320], [0, 20, 240], [0, 0, 1]], 'differ'),
+])
+def test_implausible_intrinsics_are_refused_with_a_reason(K, match):
+    from dro_depth.geometry import validate_intrinsics
+    with pytest.raises(IntrinsicsError, match=match):
+        validate_intrinsics(K, 640, 480)
+
+
+def test_plausible_extremes_are_accepted():
+    from dro_depth.geometry import validate_intrinsics
+    for f in (4.0, 600_000.0):              # ~178 degrees and ~0.06 degrees field of view
+        validate_intrinsics([[f, 0, 320], [0, f, 240], [0, 0, 1]], 640, 480)
+
+
+def test_point_cloud_has_no_infinite_points_when_it_claims_dense():
+    from dro_depth.ros.conversions import depth_to_pointcloud2, pointcloud2_to_array
+    K_tiny = np.array([[1e-40, 0, 1.5], [0, 1e-40, 1.5], [0, 0, 1]])    # bypasses validation on purpose
+    cloud = depth_to_pointcloud2(np.full((4, 4), 2.0, np.float32), K_tiny)
+    xyz, _ = pointcloud2_to_array(cloud)
+    assert cloud.is_dense and np.all(np.isfinite(xyz))

@@ -33,6 +33,13 @@ class IntrinsicsError(DroDepthError):
     """Camera intrinsics or image size are invalid or inconsistent."""
 
 
+#: Plausible focal lengths, as a multiple of the image's larger side (see :func:`validate_intrinsics`).
+MIN_FOCAL_RATIO = 0.005
+MAX_FOCAL_RATIO = 1000.0
+#: The largest skew, as a fraction of fx, accepted as calibration round-off (treated as zero skew).
+MAX_SKEW_RATIO = 1e-6
+
+
 def validate_intrinsics(K: Any, width: int | None = None, height: int | None = None) -> np.ndarray:
     """Check a 3x3 pinhole matrix and return it as float64.
 
@@ -40,9 +47,15 @@ def validate_intrinsics(K: Any, width: int | None = None, height: int | None = N
         K: array-like of shape (3, 3) or 9 values, in pixels.
         width, height: image size the intrinsics belong to, checked against the principal point.
 
+    Plausibility bounds (no camera has intrinsics outside them): focal lengths within
+    [:data:`MIN_FOCAL_RATIO`, :data:`MAX_FOCAL_RATIO`] x the image's larger side (a field of view between
+    about 0.06 and 179 degrees; without a size, within [1e-3, 1e8] px), an aspect ``fx / fy`` within
+    [1/10, 10], and zero skew: DRO's warp has no skew term, so a skewed K would silently give wrong
+    geometry; a skew below :data:`MAX_SKEW_RATIO` x fx (calibration round-off) is accepted as zero.
+
     Raises:
-        IntrinsicsError: wrong shape, NaN/inf, non-positive focal lengths, a malformed last row, or a
-            principal point far outside the image (a K/size mismatch).
+        IntrinsicsError: wrong shape, NaN/inf, non-positive or implausible focal lengths, skew, a
+            malformed last row, or a principal point far outside the image (a K/size mismatch).
     """
     try:
         K = np.asarray(K, dtype=np.float64)
@@ -58,11 +71,27 @@ def validate_intrinsics(K: Any, width: int | None = None, height: int | None = N
     if fx <= 0 or fy <= 0:
         raise IntrinsicsError(f'focal lengths must be positive, got fx={fx:g}, fy={fy:g} '
                               '(an all-zero K usually means an uncalibrated camera)')
-    if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0.0:
-        raise IntrinsicsError(f'intrinsics must have the form [[fx,s,cx],[0,fy,cy],[0,0,1]], got {K.tolist()}')
+    if not np.array_equal(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0.0:
+        raise IntrinsicsError(f'intrinsics must have the form [[fx,0,cx],[0,fy,cy],[0,0,1]] (bottom row '
+                              f'exactly 0, 0, 1), got {K.tolist()}')
+    if abs(K[0, 1]) > MAX_SKEW_RATIO * fx:
+        raise IntrinsicsError(f'skew K[0,1] = {K[0, 1]:g} is not supported (DRO warps without a skew term, '
+                              'so depth and poses would be wrong): rectify to a zero-skew camera')
+    if not 0.1 <= fx / fy <= 10.0:
+        raise IntrinsicsError(f'focal lengths fx={fx:g}, fy={fy:g} differ by more than 10x: no camera has '
+                              'such pixels (swapped or corrupted intrinsics)')
+    if width is None or height is None:
+        if not (1e-3 <= min(fx, fy) and max(fx, fy) <= 1e8):
+            raise IntrinsicsError(f'focal lengths fx={fx:g}, fy={fy:g} px are outside [1e-3, 1e8]')
     if width is not None and height is not None:
         if width <= 0 or height <= 0:
             raise IntrinsicsError(f'image size must be positive, got {width}x{height}')
+        side = max(width, height)
+        if not (MIN_FOCAL_RATIO * side <= min(fx, fy) and max(fx, fy) <= MAX_FOCAL_RATIO * side):
+            raise IntrinsicsError(
+                f'focal lengths fx={fx:g}, fy={fy:g} px are implausible for a {width}x{height} image: '
+                f'they must lie in [{MIN_FOCAL_RATIO:g}, {MAX_FOCAL_RATIO:g}] x {side} px (a field of view '
+                'between about 0.06 and 179 degrees); the intrinsics are corrupted or for another image')
         # A principal point outside the image almost always means K belongs to another resolution.
         if not (-0.25 * width <= cx <= 1.25 * width and -0.25 * height <= cy <= 1.25 * height):
             raise IntrinsicsError(

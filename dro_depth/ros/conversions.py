@@ -182,7 +182,7 @@ def float_to_image(values: np.ndarray, header: Optional[Header] = None) -> Image
 
 def image_to_float(msg: Image) -> np.ndarray:
     """Decode a ``32FC1`` image (either byte order, any step) to float32 [H, W] in host order."""
-    if msg.encoding != '32FC1':
+    if msg.encoding.upper() != '32FC1':        # encodings compare case-insensitively, as in image_to_rgb
         raise UnsupportedEncodingError(f'expected a 32FC1 image, got {msg.encoding!r}')
     rows = _rows(msg, 4)
     dtype = np.dtype('>f4' if msg.is_bigendian else '<f4')
@@ -300,7 +300,9 @@ def depth_to_pointcloud2(depth: np.ndarray, K: np.ndarray, rgb: Optional[np.ndar
     depth = np.asarray(depth, dtype=np.float32)
     d = depth[::decimation, ::decimation]
     ray_x, ray_y = _rays(depth.shape, np.asarray(K, dtype=np.float64), decimation)
-    valid = np.isfinite(d) & (d > 0)
+    with np.errstate(over='ignore', invalid='ignore'):
+        valid = np.isfinite(d) & (d > 0)
+        valid &= np.isfinite(ray_x * d) & np.isfinite(ray_y * d)    # is_dense: no +-inf point either
     z = d[valid]
     x = ray_x[valid] * z
     y = ray_y[valid] * z
