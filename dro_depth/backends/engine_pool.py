@@ -48,6 +48,7 @@ class DROEnginePool:
         self._jobs: 'queue.Queue[Key]' = queue.Queue()
         self._thread: Optional[threading.Thread] = None
         self._last: Dict[int, int] = {}          # num_refs -> iterations of the engine last served
+        self._closed = False
         self.serving = 'torch'
         self.fallback_reason = ''
         self.compile_s: Dict[str, float] = {}
@@ -75,7 +76,7 @@ class DROEnginePool:
             self._request(key)
 
     def _request(self, key: Key) -> None:
-        if not self.compiles:
+        if not self.compiles or self._closed:
             return
         with self._lock:
             if key in self._engines or key in self._failed or key in self._queued:
@@ -95,7 +96,22 @@ class DROEnginePool:
                 key = self._jobs.get(timeout=1.0)
             except queue.Empty:
                 return
+            if self._closed:
+                return
             self._compile(key)
+
+    def close(self, timeout: float = 60.0) -> bool:
+        """Compile nothing more and wait (bounded) for a compile in progress; True when none is left.
+
+        Call before the process exits: a compile thread still inside OpenVINO at interpreter exit aborts
+        the process.
+        """
+        self._closed = True
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
 
     def _compile(self, key: Key) -> None:
         n, it = key

@@ -49,6 +49,8 @@ class CompiledMetricModel:
         self.info: Optional[BackendInfo] = None
         self.serving = 'torch'
         self.fallback_reason = ''
+        self._threads: List[threading.Thread] = []
+        self._closed = False
 
     def _call(self, head: str) -> Callable[[Tensor], Tuple[Tensor, ...]]:
         def call(x: Tensor) -> Tuple[Tensor, ...]:
@@ -77,7 +79,7 @@ class CompiledMetricModel:
         key = (head, tuple(x.shape))
         with self._lock:
             graph = self._graphs.get(key)
-            start = graph is None and key not in self._pending
+            start = graph is None and key not in self._pending and not self._closed
             if start:
                 self._pending.add(key)
         if start:
@@ -85,14 +87,23 @@ class CompiledMetricModel:
                 self._compile(key, x)
                 graph = self._graphs.get(key)
             else:
-                threading.Thread(target=self._compile, args=(key, x.detach()), daemon=True,
-                                 name='metric-compile').start()
+                thread = threading.Thread(target=self._compile, args=(key, x.detach()), daemon=True,
+                                          name='metric-compile')
+                self._threads.append(thread)
+                thread.start()
         if graph is None:
             self.serving = 'torch'
             with torch.inference_mode():
                 return self._call(head)(x)
         self.serving = f'{graph.info.backend} {graph.info.precision}'
         return graph(x)
+
+    def close(self, timeout: float = 60.0) -> bool:
+        """Start no more compiles and wait (bounded) for those running; True when none is left."""
+        self._closed = True
+        for thread in self._threads:
+            thread.join(timeout)
+        return not any(t.is_alive() for t in self._threads)
 
     def _once(self, images: Tensor, chooser: Optional[Chooser], guess: Optional[str], pad_input: bool,
               fh: float, fw: float, upsampling_mode: str) -> Tuple[Tensor, str]:

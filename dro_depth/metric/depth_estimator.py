@@ -214,6 +214,10 @@ class MetricDepthEstimator:
             logger.warning('metric model falls back to torch: %s', self.backend_fallback)
         return None
 
+    def close(self, timeout: float = 60.0) -> bool:
+        """Stop background engine compiles (bounded wait); call before exiting."""
+        return self.compiled.close(timeout) if self.compiled is not None else True
+
     @staticmethod
     def _checkpoint_path(checkpoint: Optional[str]) -> Path:
         if checkpoint:

@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -33,9 +34,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from dro_depth.geometry import IntrinsicsError
-from .conversions import (COLOR_ENCODINGS, ImageConversionError, camera_from_info, image_to_rgb, stamp_to_ns,
-                          stamp_to_sec)
+from dro_depth.errors import DroDepthError
+from dro_depth.sfm.errors import DuplicateStampError
+from .conversions import COLOR_ENCODINGS, camera_from_info, image_to_rgb, stamp_to_ns, stamp_to_sec
 from .diagnostics import LOG_THROTTLE_S, DiagnosticsReporter
 from .frames import TfBridge
 from .metric import MetricBranch
@@ -79,7 +80,6 @@ class SfmNode(Node):
         log = self.get_logger()
         self.values: Dict[str, Any] = declare_parameters(self)
         self.stats = NodeStats()
-        self._last_stamp_ns: Optional[int] = None
         self._settings_lock = threading.Lock()
         self._pending_num_refs: Optional[int] = None
         self._last_result: Any = None
@@ -106,17 +106,23 @@ class SfmNode(Node):
         if self.values['metric.enabled']:
             self.metric = MetricBranch(self, self.values, metric_model)
             m = self.metric.model
-            log.info(f'metric depth: {m.backbone} ZoeDepth {m.variant} on {m.device} ({m.config.precision}), '
-                     f'network {m.model.img_size[0]}x{m.model.img_size[1]}, domain {m.domain}, every '
-                     f'{"keyframe" if self.metric.rate == 0 else f"{self.metric.rate}. frame"}; checkpoint '
-                     f'{m.checkpoint}' + (f' (trained on {m.trained_on})' if m.trained_on else ''))
+            if m.backbone == 'depth_anything':
+                log.info(f'metric depth: {m.summary()}')
+            else:
+                log.info(f'metric depth: {m.backbone} ZoeDepth {m.variant} on {m.device} '
+                         f'({m.config.precision}), network {m.model.img_size[0]}x{m.model.img_size[1]}, '
+                         f'domain {m.domain}, every '
+                         f'{"keyframe" if self.metric.rate == 0 else f"{self.metric.rate}. frame"}; '
+                         f'checkpoint {m.checkpoint}'
+                         + (f' (trained on {m.trained_on})' if m.trained_on else ''))
         else:
             log.info('metric depth off (metric.enabled false): depth, pose and odom are in DRO units')
         self.tf = TfBridge(self, self.values['publish_tf'])
         self.outputs = OutputPublisher(self, self.values, self.tf)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', diagnostics_qos())
         self._reporter = DiagnosticsReporter(f'{self.get_name()}: depth and odometry', str(estimator.device))
-        self.worker: InferenceWorker[Frame] = InferenceWorker(self._process, on_drop=self._on_overload)
+        self.worker: InferenceWorker[Frame] = InferenceWorker(self._process, on_drop=self._on_overload,
+                                                              on_error=self._on_internal_error)
         self.worker.start()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -145,6 +151,11 @@ class SfmNode(Node):
                                     f'are {", ".join(COLOR_ENCODINGS)} (counted in /diagnostics as '
                                     'bad_encoding)',
                                     throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        pixels = int(image.width) * int(image.height)
+        if pixels > self.values['max_input_pixels']:
+            self._bad('too_large', f'image is {image.width}x{image.height} = {pixels} pixels, above '
+                                   f'max_input_pixels {self.values["max_input_pixels"]} (dropped before any copy)')
             return
         self.worker.submit(Frame(image, info, time.monotonic()))
         self.stats.queue_depth(self.worker.waiting())
@@ -237,35 +248,45 @@ class SfmNode(Node):
             self.estimator.num_refs = num_refs
         image, info = frame.image, frame.info
         stamp_ns = stamp_to_ns(image.header.stamp)
-        if stamp_ns == self._last_stamp_ns:
-            self._bad('duplicate_stamp', f'image has the same stamp as the previous frame '
-                                         f'({stamp_to_sec(image.header.stamp):.6f} s)')
-            return
         try:
             rgb = image_to_rgb(image)
-            camera = camera_from_info(info, int(image.width), int(image.height))
+            camera = camera_from_info(info, int(image.width), int(image.height),
+                                      rectified=self.values['input_rectified'])
             t0 = time.perf_counter()
-            result = self.estimator.track(rgb, camera.K, stamp_to_sec(image.header.stamp))
+            result = self.estimator.track(rgb, camera.K, stamp_ns=stamp_ns)
             inference_ms = (time.perf_counter() - t0) * 1e3
-        except (ImageConversionError, IntrinsicsError, ValueError) as exc:
+        except DuplicateStampError as exc:       # the estimator owns the one duplicate / stale rule
+            self._bad('duplicate_stamp', str(exc))
+            return
+        except DroDepthError as exc:             # bad input; anything else is a bug (_on_internal_error)
             self._bad('bad_input', f'{type(exc).__name__}: {exc}')
             return
-        self._last_stamp_ns = stamp_ns
         if self.metric is not None:
             header = Header(stamp=image.header.stamp, frame_id=self.outputs.camera_frame(image.header))
             result = self.metric.process(result, rgb, header, info)
         self._last_result = result
-        self.stats.frame_processed(inference_ms)
         if self.worker.stopping:
+            self.stats.frame_processed(inference_ms)
             return
         t1 = time.perf_counter()
-        self.outputs.publish(result, image, info, rgb)
+        self.outputs.publish(result, image, info, rgb)      # all or nothing; a failure is internal_error
         publish_ms = (time.perf_counter() - t1) * 1e3
+        self.stats.frame_processed(inference_ms)            # counted once: processed or dropped, never both
         now_ns = self.get_clock().now().nanoseconds
         self.stats.frame_published((time.monotonic() - frame.received) * 1e3, (now_ns - stamp_ns) * 1e-6,
                                    publish_ms)
         if result.state.value == 'lost':
             self.get_logger().warning(f'tracking lost: {result.reason}', throttle_duration_sec=LOG_THROTTLE_S)
+
+    def _on_internal_error(self, frame: Frame, exc: BaseException) -> None:
+        """A bug while processing ``frame`` (not bad input): counted, logged throttled with its traceback."""
+        self.stats.drop('internal_error', f'{type(exc).__name__}: {exc}')
+        if self.worker.stopping:
+            return
+        trace = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.get_logger().error(f'internal error on the frame at {stamp_to_ns(frame.image.header.stamp)} ns '
+                                f'(counted in /diagnostics as internal_error; please report):\n{trace}',
+                                throttle_duration_sec=LOG_THROTTLE_S)
 
     def _bad(self, reason: str, detail: str) -> None:
         self.stats.drop(reason, detail)
@@ -278,6 +299,10 @@ class SfmNode(Node):
             self.get_logger().warning(f'inference thread did not stop within {timeout:.0f} s')
         if self.metric is not None and not self.metric.stop(timeout):
             self.get_logger().warning(f'metric thread did not stop within {timeout:.0f} s')
+        for owner in (self.estimator, getattr(self.metric, 'model', None)):
+            close = getattr(owner, 'close', None)           # background engine compiles
+            if close is not None and not close(60.0):
+                self.get_logger().warning('an engine compile did not finish within 60 s')
         self.tf.close()
         self.pairing.destroy()
 
@@ -312,7 +337,7 @@ def main(args: Optional[List[str]] = None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (ValueError, FileNotFoundError) as exc:   # ParameterError, a bad device or checkpoint
+    except (DroDepthError, FileNotFoundError) as exc:   # ParameterError, a bad device or checkpoint file
         rclpy.logging.get_logger('sfm_node').fatal(str(exc))
         code = 2
     finally:

@@ -247,6 +247,10 @@ class SfmEstimator:
         pool.prepare(cfg.num_refs, cfg.iterations)
         return pool
 
+    def close(self, timeout: float = 60.0) -> bool:
+        """Stop background engine compiles (waits, bounded, for one in progress); call before exiting."""
+        return self.engines.close(timeout)
+
     def diagnostics(self) -> Dict[str, Any]:
         """Which DRO engine serves (backend, precision), what is compiling, compile times, fallback reason."""
         return self.engines.diagnostics()
