@@ -73,3 +73,19 @@ def test_relative_or_swapped_checkpoints_are_refused(files):
         DepthAnythingMetricConfig()
     with pytest.raises(ConfigError, match='no outdoor checkpoint'):
         DepthAnythingMetricConfig(indoor=str(files['indoor']), domain='outdoor')
+
+
+def test_node_parameters_build_it_or_refuse_relative(files):
+    from dro_depth.ros.metric import build_metric_model
+    from dro_depth.ros.params import defaults, validate_all
+    values = {**defaults(), 'metric.backbone': 'depth_anything', 'metric.da_indoor': str(files['relative'])}
+    validate_all(values)
+    with pytest.raises(ConfigError, match='relative'):
+        build_metric_model(values)
+    values['metric.da_indoor'] = ''
+    with pytest.raises(ConfigError, match='needs a metric checkpoint'):
+        build_metric_model(values)
+    values['metric.da_indoor'] = str(files['indoor'])
+    from dro_depth.models.checkpoints import CheckpointError
+    with pytest.raises(CheckpointError, match='missing keys'):     # the reduced file is not a released vits
+        build_metric_model(values)

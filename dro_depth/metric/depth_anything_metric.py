@@ -26,7 +26,7 @@ import numpy as np
 
 from dro_depth.errors import ConfigError, DroDepthError
 from dro_depth.models.checkpoints import CheckpointError
-from .depth_estimator import MetricPrediction
+from .depth_estimator import MetricInputError, MetricPrediction
 from .routing import DOMAINS, RouteHysteresis
 
 __all__ = ['DepthAnythingMetricConfig', 'DepthAnythingMetricEstimator', 'checkpoint_kind', 'MAX_DEPTH']
@@ -129,19 +129,22 @@ class DepthAnythingMetricEstimator:
 
     @domain.setter
     def domain(self, value: str) -> None:
-        """Force 'indoor' / 'outdoor' (must be loaded) or follow the router ('auto', needs both)."""
-        if value != 'auto' and value not in self.models:
-            raise ConfigError(f'domain {value!r}: no {value} checkpoint is loaded')
-        if value == 'auto' and self.router is None:
-            raise ConfigError('domain auto needs both checkpoints and the router (started forced)')
+        """Force 'indoor' / 'outdoor' or follow the router ('auto'); a route whose checkpoint is not loaded
+        (or 'auto' without the router) is ignored with a warning (the node sets this at run time)."""
+        if value not in DOMAINS:
+            raise ConfigError(f'domain must be one of {DOMAINS}, got {value!r}')
+        if (value != 'auto' and value not in self.models) or (value == 'auto' and self.router is None):
+            logger.warning('metric.domain %s ignored: loaded checkpoints %s%s', value, ', '.join(self.models),
+                           '' if self.router else ' (no router: started with one route)')
+            return
         self.routing.domain = value
 
     def predict(self, image: np.ndarray) -> MetricPrediction:
         """Metric depth of one ``uint8 (H, W, 3)`` RGB image; only the routed checkpoint runs."""
         t0 = time.perf_counter()
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3:
-            raise DroDepthError('image must be a uint8 (H, W, 3) RGB array, got '
-                                f'{getattr(image, "dtype", type(image).__name__)} {getattr(image, "shape", "")}')
+            desc = f'{image.dtype} {image.shape}' if isinstance(image, np.ndarray) else type(image).__name__
+            raise MetricInputError(f'image must be a uint8 (H, W, 3) RGB array, got {desc}')
         p_out = float('nan')
         if self.router is not None:
             probs = self.router.probabilities(image)
@@ -149,18 +152,30 @@ class DepthAnythingMetricEstimator:
             route = self.routing.update(probs)
         else:
             route = self.routing.route
-        pred = self.models[route].predict(image)
+        try:
+            pred = self.models[route].predict(image)
+        except DroDepthError as exc:          # too small for the network
+            raise MetricInputError(str(exc)) from exc
         self.runs[route] += 1
         depth = np.where(np.isfinite(pred.depth) & (pred.depth > 0), pred.depth, np.nan).astype(np.float32)
         return MetricPrediction(depth=depth, route=route, p_outdoor=p_out,
                                 route_probability=self.routing.probability if self.router else float('nan'),
                                 latency_ms=(time.perf_counter() - t0) * 1e3)
 
+    def summary(self) -> str:
+        """One line for the start-up log: checkpoints, encoder, device, precision, input size, routing."""
+        first = next(iter(self.models.values()))
+        files = ', '.join(f'{r} {getattr(self.config, r)}' for r in self.models)
+        return (f'Depth Anything V2 {self.config.encoder} metric on {first.device} '
+                f'({self.config.precision}), '
+                f'input >= {self.config.input_size} px, domain {self.domain}; {files}')
+
     def diagnostics(self) -> dict[str, Any]:
         r = self.routing.diagnostics()
         return {'metric_backbone': self.backbone, 'metric_variant': f'DA-V2 {self.config.encoder}',
                 'metric_checkpoint': ', '.join(f'{k}={getattr(self.config, k)}' for k in self.models),
                 'metric_precision': self.config.precision, 'metric_engine': 'torch',
-                'metric_runs': dict(self.runs), 'route': r['route'], 'route_domain': r['domain'],
+                'metric_runs': ' '.join(f'{k}={v}' for k, v in self.runs.items()),
+                'route': r['route'], 'route_domain': r['domain'],
                 'route_probability': r['probability'], 'route_p_outdoor_smoothed': r['p_outdoor_smoothed'],
                 'route_switches': r['switches']}

@@ -26,7 +26,7 @@ from .qos import output_qos
 from .stats import LatencyWindow
 from .worker import InferenceWorker
 
-__all__ = ['MetricBranch', 'metric_config']
+__all__ = ['MetricBranch', 'build_metric_model', 'metric_config']
 
 
 
@@ -39,6 +39,18 @@ def metric_config(values: Mapping[str, Any]) -> MetricDepthConfig:
                              precision=values['metric.precision'], device=values['device'],
                              backend=values['metric.backend'], threads=values['metric.threads'],
                              engine_cache=values['engine_cache'] or None)
+
+
+def build_metric_model(values: Mapping[str, Any]) -> Any:
+    """The metric estimator of validated ``values``: Depth Anything V2 for ``metric.backbone:
+    depth_anything``, ZoeDepth (light or BEiT) otherwise."""
+    if values['metric.backbone'] != 'depth_anything':
+        return MetricDepthEstimator(metric_config(values))
+    from dro_depth.metric.depth_anything_metric import DepthAnythingMetricConfig, DepthAnythingMetricEstimator
+    return DepthAnythingMetricEstimator(DepthAnythingMetricConfig(
+        indoor=values['metric.da_indoor'] or None, outdoor=values['metric.da_outdoor'] or None,
+        encoder=values['metric.da_encoder'], input_size=int(values['metric.da_input_size']),
+        precision=values['metric.precision'], device=values['device'], domain=values['metric.domain']))
 
 
 @dataclass
@@ -61,7 +73,7 @@ class MetricBranch:
     def __init__(self, node: Any, values: Mapping[str, Any],
                  model: Optional[MetricDepthEstimator] = None) -> None:
         self._node = node
-        self.model = model if model is not None else MetricDepthEstimator(metric_config(values))
+        self.model = model if model is not None else build_metric_model(values)
         self.scaler = MetricScaler(min_depth=values['min_depth'], max_depth=values['max_depth'])
         self.rate = int(values['metric.rate'])
         self._lock = threading.Lock()          # scaler: DRO thread (apply) vs metric thread (observe)

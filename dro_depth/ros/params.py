@@ -109,8 +109,17 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               'and make depth, pose and odom metric once the scale is known (off: DRO units throughout)'),
     ParamSpec('metric.checkpoint', '', "metric model: a light model from 'dro-depth train' or a released "
               "ZoeD_M12_{N,K,NK} file (.pt / .safetensors); '' = the bundled light model"),
-    ParamSpec('metric.backbone', 'auto', "'auto' = as the checkpoint says; 'light' or 'beit' to insist",
-              choices=('auto', 'light', 'beit')),
+    ParamSpec('metric.backbone', 'auto', "'auto' = as the checkpoint says; 'light' or 'beit' to insist; "
+              "'depth_anything' = Depth Anything V2 metric (metric.da_indoor / metric.da_outdoor)",
+              choices=('auto', 'light', 'beit', 'depth_anything')),
+    ParamSpec('metric.da_indoor', '', "Depth Anything V2 metric Hypersim checkpoint (indoor, 20 m), "
+              "with metric.backbone depth_anything; '' = none"),
+    ParamSpec('metric.da_outdoor', '', "Depth Anything V2 metric Virtual KITTI checkpoint (outdoor, 80 m), "
+              "with metric.backbone depth_anything; '' = none; both set = routed per frame"),
+    ParamSpec('metric.da_encoder', 'vits', 'Depth Anything V2 encoder of both checkpoints',
+              choices=('vits', 'vitb', 'vitl')),
+    ParamSpec('metric.da_input_size', 518, 'Depth Anything V2 network input: lower bound of both sides '
+              '(multiples of 14; smaller is faster)', low=14, high=4096, step=1),
     ParamSpec('metric.domain', 'auto', "metric head: 'auto' = the router's choice with hysteresis, or force "
               "'indoor' (NYU head) / 'outdoor' (KITTI head) (run-time)",
               choices=('auto', 'indoor', 'outdoor'), dynamic=True),
