@@ -11,6 +11,7 @@ only makes scale updates rarer (counted as ``metric_skipped``).
 from __future__ import annotations
 
 import threading
+import traceback
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -82,14 +83,16 @@ class MetricBranch:
         self.latency = LatencyWindow()
         self.processed = 0
         self.skipped = 0                       # submitted frames replaced by a newer one before running
-        self.failed = 0
+        self.failed = 0                        # metric input errors (MetricInputError)
+        self.internal_errors = 0               # bugs, logged with their traceback
         self.observations = {'valid': 0, 'invalid': 0}
         self.last_reason = ''
         qos = output_qos(values['output_qos_depth'])
         self.pub = node.create_publisher(Image, 'metric_depth', qos)
         self.pub_info = node.create_publisher(CameraInfo, 'metric_depth/camera_info', qos)
         self.worker: InferenceWorker[MetricJob] = InferenceWorker(self._process, on_drop=self._on_drop,
-                                                                  name='sfm-metric')
+                                                                  name='sfm-metric',
+                                                                  on_error=self._on_internal_error)
         self.worker.start()
 
     # ------------------------------------------------------------------ DRO worker thread
@@ -116,6 +119,15 @@ class MetricBranch:
         self.skipped += 1
 
     # ------------------------------------------------------------------ metric thread
+    def _on_internal_error(self, job: MetricJob, exc: BaseException) -> None:
+        self.internal_errors += 1
+        if self.worker.stopping:
+            return
+        trace = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self._node.get_logger().error(f'metric thread: internal error at stamp {job.stamp:.9f} (counted in '
+                                      f'/diagnostics as metric_internal_error):\n{trace}',
+                                      throttle_duration_sec=LOG_THROTTLE_S)
+
     def _process(self, job: MetricJob) -> None:
         with self._lock:
             domain, self._pending_domain = self._pending_domain, None
@@ -152,6 +164,7 @@ class MetricBranch:
         d.update(self.model.diagnostics())
         d.update({'metric_rate': self.rate if self.rate else 'keyframes', 'metric_processed': self.processed,
                   'metric_skipped': self.skipped, 'metric_failed': self.failed,
+                  'metric_internal_error': self.internal_errors,
                   'metric_latency_p50_ms': self.latency.percentile(50),
                   'metric_latency_p95_ms': self.latency.percentile(95),
                   'scale_observations_valid': self.observations['valid'],
@@ -166,6 +179,8 @@ class MetricBranch:
         out = []
         if not self.worker.alive:
             out.append('metric thread stopped')
+        if self.internal_errors:
+            out.append(f'metric thread: {self.internal_errors} internal errors (see the log)')
         if self.processed >= 5 and self.observations['valid'] == 0:
             out.append(f'no valid metric scale after {self.processed} metric frames: outputs stay in DRO '
                        f'units ({self.last_reason})')

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, Mapping, Optional
+from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -88,20 +88,25 @@ class OutputPublisher:
 
     # ------------------------------------------------------------------ publishing
     def publish(self, result: Any, image_msg: Image, info_msg: CameraInfo, rgb: Optional[np.ndarray]) -> None:
-        """Publish every enabled output of ``result`` (an estimator FrameResult) for ``image_msg``."""
+        """Publish every enabled output of ``result`` (an estimator FrameResult) for ``image_msg``.
+
+        All or nothing: every message is built first, so a failure while converting (raised to the
+        caller, which counts it) leaves nothing of this frame published.
+        """
         values = self._values
+        out: List[Tuple[Any, Any]] = []
         stamp = image_msg.header.stamp
         cam_header = Header(stamp=stamp, frame_id=self.camera_frame(image_msg.header))
         height, width = result.depth.shape
 
-        self.depth.publish(float_to_image(result.depth, cam_header))
-        self.depth_info.publish(camera_info_for(info_msg, cam_header, width, height))
+        out.append((self.depth, float_to_image(result.depth, cam_header)))
+        out.append((self.depth_info, camera_info_for(info_msg, cam_header, width, height)))
         if values['publish_confidence']:
-            self.confidence.publish(float_to_image(result.confidence, cam_header))
+            out.append((self.confidence, float_to_image(result.confidence, cam_header)))
         if values['publish_points'] and self.points.get_subscription_count() > 0:
             K = result.camera.K if result.camera is not None else np.asarray(info_msg.k).reshape(3, 3)
-            self.points.publish(depth_to_pointcloud2(result.depth, K, rgb, cam_header,
-                                                     int(values['points_decimation'])))
+            out.append((self.points, depth_to_pointcloud2(result.depth, K, rgb, cam_header,
+                                                          int(values['points_decimation']))))
 
         T_base_cam = self._resolve_base_cam(cam_header.frame_id)
         T_odom_base, T_odom_cam = odom_poses(result.T_world_cam, T_base_cam)
@@ -109,8 +114,10 @@ class OutputPublisher:
         lost = getattr(result.state, 'value', result.state) == 'lost'
 
         pose = PoseStamped(header=odom_header, pose=matrix_to_pose(T_odom_cam))
-        self.pose.publish(pose)
-        self.odom.publish(self._odometry(result, odom_header, T_odom_base, T_base_cam, lost))
+        out.append((self.pose, pose))
+        out.append((self.odom, self._odometry(result, odom_header, T_odom_base, T_base_cam, lost)))
+        for publisher, msg in out:
+            publisher.publish(msg)
         if values['publish_path']:
             self._path.append(pose)
             self.path.publish(Path(header=odom_header, poses=list(self._path)))

@@ -151,6 +151,11 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
               'sends it once', choices=('exact', 'latest', 'latched')),
     ParamSpec('pairing_queue_size', 10, 'images and camera infos kept while waiting for their partner',
               low=1, high=1000, step=1),
+    ParamSpec('max_input_pixels', 3840 * 2160, 'images with more pixels (width x height) are dropped '
+              "before any copy, counted as 'too_large' (default: 4K UHD, sized for a 24 GiB CPU machine)",
+              low=256, high=2 ** 31 - 1, step=1),
+    ParamSpec('input_rectified', True, 'the image is rectified (image_rect): intrinsics from CameraInfo '
+              'P[:, :3], as image_geometry; false = an undistorted raw pipeline described by K'),
     # --- outputs
     ParamSpec('publish_tf', True, 'broadcast odom -> base_frame (or odom -> camera frame when base -> camera '
               'is not in TF); disable when another node owns that transform (REP 105)'),

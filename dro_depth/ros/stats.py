@@ -16,7 +16,9 @@ import numpy as np
 __all__ = ['DROP_REASONS', 'RateMeter', 'LatencyWindow', 'NodeStats']
 
 # Why a received image produced no output.
-DROP_REASONS = ('bad_encoding', 'bad_input', 'unpaired', 'overload', 'duplicate_stamp', 'error')
+# internal_error: a bug (not bad input) raised while processing; logged with its traceback.
+DROP_REASONS = ('bad_encoding', 'bad_input', 'unpaired', 'overload', 'duplicate_stamp', 'too_large',
+                'internal_error')
 
 
 class RateMeter:

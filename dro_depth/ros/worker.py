@@ -67,15 +67,19 @@ class InferenceWorker(Generic[T]):
     """One thread processing the newest submitted item.
 
     Args:
-        process: called on the worker thread for each item; exceptions are logged, never fatal.
+        process: called on the worker thread for each item; exceptions are never fatal.
         on_drop: called (on the submitting thread) with each item replaced before it was processed.
+        on_error: called on the worker thread with the item and the exception ``process`` raised (the node
+            logs it throttled with its traceback and counts it); by default it is logged here.
         name: thread name.
     """
 
     def __init__(self, process: Callable[[T], None], on_drop: Callable[[T], None] = lambda item: None,
-                 name: str = 'sfm-inference') -> None:
+                 name: str = 'sfm-inference',
+                 on_error: Optional[Callable[[T, BaseException], None]] = None) -> None:
         self._process = process
         self._on_drop = on_drop
+        self._on_error = on_error
         self._slot: LatestSlot[T] = LatestSlot()
         self._stop = threading.Event()
         self._busy = threading.Event()
@@ -122,12 +126,21 @@ class InferenceWorker(Generic[T]):
             try:
                 self._process(item)
                 self.processed += 1
-            except Exception:  # noqa: BLE001 - the worker must survive anything one frame does
+            except Exception as exc:  # noqa: BLE001 - the worker must survive anything one frame does
                 self.errors += 1
-                if not self._stop.is_set():
-                    logger.exception('processing a frame failed')
+                self._report(item, exc)
             finally:
                 self._busy.clear()
+
+    def _report(self, item: T, exc: BaseException) -> None:
+        if self._on_error is None:
+            if not self._stop.is_set():
+                logger.error('processing a frame failed', exc_info=exc)
+            return
+        try:
+            self._on_error(item, exc)
+        except Exception:  # noqa: BLE001 - a failing reporter must not end the thread either
+            logger.exception('reporting a failed frame failed')
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop after the current item; returns True if the thread ended within ``timeout`` seconds."""
