@@ -55,7 +55,8 @@ def node_and_client(ros_env):
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     overrides = [Parameter('metric.enabled', value=False), Parameter('diagnostics_period', value=0.2),
-                 Parameter('publish_tf', value=False), Parameter('cpu_threads', value=1)]
+                 Parameter('publish_tf', value=False), Parameter('cpu_threads', value=1),
+                 Parameter('max_input_pixels', value=64 * 48)]
     node = SfmNode(estimator=est, context=ctx, parameter_overrides=overrides)
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(node)
@@ -87,8 +88,12 @@ def test_bugs_are_counted_logged_with_traceback_and_publish_nothing(node_and_cli
             outs.wait(lambda o: node.stats.snapshot()['drops']['internal_error'] >
                       before['drops']['internal_error'], 20)
         assert done, f'frame {i} was neither published nor counted'
-    diag = client.wait_diagnostics(lambda d: d.get('dropped_internal_error') == '2', 10)
+    big = np.zeros((49, 64, 3), np.uint8)                # one row above max_input_pixels
+    client.camera.publish(big, seq.K, base + 10 ** 9, FRAME_ID)
+    diag = client.wait_diagnostics(lambda d: d.get('dropped_internal_error') == '2'
+                                   and d.get('dropped_too_large') == '1', 10)
     assert diag.get('dropped_internal_error') == '2', diag
+    assert diag.get('dropped_too_large') == '1' and 'max_input_pixels' in diag['last_too_large_reason']
     assert diag['dropped_bad_input'] == '0'              # a bug is not bad input
     good = {stamps[0], stamps[2], stamps[4]}
     for topic in ('depth', 'depth/camera_info', 'confidence', 'pose', 'odom'):

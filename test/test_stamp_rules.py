@@ -72,3 +72,14 @@ def test_estimator_keeps_tracking_through_a_stale_redelivery_and_1ns_stamps(seq,
     with pytest.raises(DuplicateStampError):
         est2.track(seq.images[1], seq.K, 10.0)
     assert np.isfinite(est2.track(seq.images[1], seq.K, 10.1).depth).any()
+
+
+def test_max_input_pixels_refuses_before_any_copy(seq, model):
+    from dro_depth.sfm.estimator import InputError
+    est = SfmEstimator(EstimatorConfig(width=64, height=48, iterations=1, device='cpu',
+                                       max_input_pixels=96 * 64 - 1), model=model)
+    with pytest.raises(InputError, match='max_input_pixels'):
+        est.track(seq.images[0], seq.K, 1.0)
+    with pytest.raises(InputError, match='max_input_pixels'):
+        est.track(seq.images[0][..., 0].copy(), seq.K, 1.0)       # mono: refused before it is expanded
+    assert len(est.window) == 0

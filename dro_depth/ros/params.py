@@ -297,6 +297,7 @@ def estimator_config(values: Mapping[str, Any]):
         keyframe_max_interval=values['keyframe_max_interval'],
         static_baseline_ratio=values['static_baseline_ratio'], max_time_gap=values['max_time_gap'],
         max_step_ratio=values['max_step_ratio'], max_step_rotation_deg=values['max_step_rotation_deg'],
+        max_input_pixels=values['max_input_pixels'],
         # With the metric branch on, min/max_depth apply in metres after scaling (MetricScaler); the
         # estimator's own limits act in DRO units and would cut valid depth, so they are opened up.
         min_depth=METRIC_DRO_DEPTH_RANGE[0] if values.get('metric.enabled') else values['min_depth'],

@@ -80,6 +80,7 @@ class EstimatorConfig:
     max_step_rotation_deg: float = 45.0  # a per-frame rotation above this is rejected
     min_depth: float = 0.1               # m; depth outside [min_depth, max_depth] is NaN
     max_depth: float = 80.0
+    max_input_pixels: int = 3840 * 2160  # larger input images are refused (InputError) before any copy
 
     def validate(self) -> None:
         """Raise ConfigError (a DroDepthError) naming the first invalid setting."""
@@ -103,6 +104,8 @@ class EstimatorConfig:
                 raise ConfigError(f'{name} must be finite and > 0, got {value!r}')
         if not (0 < self.min_depth < self.max_depth) or not math.isfinite(self.max_depth):
             raise ConfigError(f'need 0 < min_depth < max_depth < inf, got {self.min_depth}, {self.max_depth}')
+        if not isinstance(self.max_input_pixels, int) or self.max_input_pixels < 256:
+            raise ConfigError(f'max_input_pixels must be an integer >= 256, got {self.max_input_pixels!r}')
 
 
 @dataclass
@@ -300,14 +303,17 @@ class SfmEstimator:
         self._pending_reset = reason
 
     # ------------------------------------------------------------------ input checks
-    @staticmethod
-    def _check_image(image: Any) -> np.ndarray:
+    def _check_image(self, image: Any) -> np.ndarray:
         if isinstance(image, torch.Tensor):
             raise InputError('image must be a numpy array (H x W x 3 uint8 RGB), got a torch tensor')
         if not isinstance(image, np.ndarray):
             raise InputError(f'image must be a numpy array (H x W x 3 uint8 RGB), got {type(image).__name__}')
         if image.dtype != np.uint8:
             raise InputError(f'image must be uint8 RGB, got dtype {image.dtype}')
+        if image.ndim >= 2 and image.shape[0] * image.shape[1] > self.config.max_input_pixels:
+            raise InputError(f'image is too large ({image.shape[1]}x{image.shape[0]} = '
+                             f'{image.shape[0] * image.shape[1]} pixels > max_input_pixels '
+                             f'{self.config.max_input_pixels})')
         if image.ndim == 2:
             image = np.repeat(image[:, :, None], 3, axis=2)
         if image.ndim != 3 or image.shape[2] != 3:
