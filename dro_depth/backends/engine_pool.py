@@ -7,6 +7,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -20,6 +21,18 @@ __all__ = ['DROEnginePool']
 
 logger = logging.getLogger(__name__)
 Key = Tuple[int, int]        # (num_refs, iterations)
+_POOLS: 'weakref.WeakSet[DROEnginePool]' = weakref.WeakSet()
+
+
+def _close_all() -> None:
+    """At interpreter exit: queued compiles are skipped; the one running finishes (its thread is not a
+    daemon, so the process never exits while OpenVINO is inside a compile, which aborts it)."""
+    for pool in list(_POOLS):
+        pool._closed = True
+
+
+# runs before non-daemon threads are joined (what concurrent.futures uses); plain atexit runs too late
+getattr(threading, '_register_atexit', lambda fn: None)(_close_all)
 
 
 class DROEnginePool:
@@ -49,6 +62,7 @@ class DROEnginePool:
         self._thread: Optional[threading.Thread] = None
         self._last: Dict[int, int] = {}          # num_refs -> iterations of the engine last served
         self._closed = False
+        _POOLS.add(self)
         self.serving = 'torch'
         self.fallback_reason = ''
         self.compile_s: Dict[str, float] = {}
@@ -87,7 +101,7 @@ class DROEnginePool:
             return
         self._jobs.put(key)
         if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._loop, name='dro-compile', daemon=True)
+            self._thread = threading.Thread(target=self._loop, name='dro-compile', daemon=False)
             self._thread.start()
 
     def _loop(self) -> None:

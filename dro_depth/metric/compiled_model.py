@@ -87,7 +87,8 @@ class CompiledMetricModel:
                 self._compile(key, x)
                 graph = self._graphs.get(key)
             else:
-                thread = threading.Thread(target=self._compile, args=(key, x.detach()), daemon=True,
+                # not a daemon: exiting while OpenVINO compiles aborts the process
+                thread = threading.Thread(target=self._compile, args=(key, x.detach()), daemon=False,
                                           name='metric-compile')
                 self._threads.append(thread)
                 thread.start()
