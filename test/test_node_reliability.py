@@ -50,7 +50,8 @@ def node_and_client(ros_env):
     from dro_depth.ros.testing.client import SfmClient
 
     torch.manual_seed(0)
-    est = InjectedFailures(EstimatorConfig(width=64, height=48, iterations=1, device='cpu'), model=build_dro())
+    cfg = EstimatorConfig(width=64, height=48, iterations=1, device='cpu')
+    est = InjectedFailures(cfg, model=build_dro())
     est.bug_at, est.bad_output_at = set(), set()
     ctx = rclpy.Context()
     rclpy.init(context=ctx)

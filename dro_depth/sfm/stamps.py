@@ -86,9 +86,10 @@ class StampOrder:
             DuplicateStampError: ``ns`` was accepted recently.
         """
         newest = self.last_ns
-        if newest is not None and (ns == newest or (ns in self._seen and newest - ns <= self.stale_window_ns)):
+        stale = ns in self._seen and newest is not None and newest - ns <= self.stale_window_ns
+        if newest is not None and (ns == newest or stale):
             what = 'the same stamp as the previous frame (duplicate)' if ns == newest else \
-                f'a stamp already processed {(newest - ns) * 1e-9:.9f} s before the newest (stale re-delivery)'
+                f'a stamp already processed, {(newest - ns) * 1e-9:.9f} s before the newest (stale)'
             raise DuplicateStampError(f'frame at {ns} ns has {what}: dropped, tracking kept')
         if self.last_ns is None:
             return ''
