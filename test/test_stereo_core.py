@@ -38,7 +38,8 @@ def test_estimator_shapes_depth_and_runtime_iterations():
     rng = np.random.default_rng(0)
     left = rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)
     right = np.roll(left, -3, axis=1)
-    calib = StereoCalibration.from_projections(_P(100, 35, 25), _P(100, 35, 25, tx=-10.0), width=70, height=50)
+    calib = StereoCalibration.from_projections(_P(100, 35, 25), _P(100, 35, 25, tx=-10.0), width=70,
+                                               height=50)
     res = est.estimate(left, right, calib)
     assert res.disparity.shape == res.depth.shape == (50, 70) and res.iterations == 2
     ok = res.disparity > 0
@@ -70,6 +71,7 @@ def test_max_width_downscales_and_rescales_disparity():
     torch.manual_seed(0)
     est = StereoEstimator(RAFTStereo(REALTIME), StereoConfig(iterations=1, max_width=64, min_disparity=-1e9))
     img = np.random.default_rng(1).integers(0, 255, (64, 128, 3), dtype=np.uint8)
-    calib = StereoCalibration.from_projections(_P(100, 64, 32), _P(100, 64, 32, tx=-10.0), width=128, height=64)
+    calib = StereoCalibration.from_projections(_P(100, 64, 32), _P(100, 64, 32, tx=-10.0), width=128,
+                                               height=64)
     res = est.estimate(img, img, calib)
     assert res.disparity.shape == (64, 128)

@@ -37,10 +37,12 @@ class Harness:
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx)
         self.node = rclpy.create_node('stereo_harness', context=self.ctx)
+        kinds = (('image_rect', Image), ('camera_info', CameraInfo))
         self.pubs = {f'{s}/{t}': self.node.create_publisher(m, f'{s}/{t}', 10)
-                     for s in ('left', 'right') for t, m in (('image_rect', Image), ('camera_info', CameraInfo))}
+                     for s in ('left', 'right') for t, m in kinds}
         self.got = {'disparity': [], 'depth': [], '/diagnostics': []}
-        for topic, typ in (('disparity', DisparityImage), ('depth', Image), ('/diagnostics', DiagnosticArray)):
+        outputs = (('disparity', DisparityImage), ('depth', Image), ('/diagnostics', DiagnosticArray))
+        for topic, typ in outputs:
             self.node.create_subscription(typ, topic, lambda m, t=topic: self.got[t].append(m), 10)
         self.set_client = self.node.create_client(SetParameters, '/stereo_node/set_parameters')
         self.executor = SingleThreadedExecutor(context=self.ctx)
@@ -87,8 +89,8 @@ class Harness:
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
         assert self.set_client.wait_for_service(timeout_sec=20)
-        fut = self.set_client.call_async(SetParameters.Request(parameters=[Parameter(name, value=value)
-                                                                            .to_parameter_msg()]))
+        request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+        fut = self.set_client.call_async(request)
         assert _wait(fut.done, 20)
         return fut.result().results[0]
 
@@ -115,12 +117,14 @@ def _start(tmp_path, env, params):
     if not exe.is_file():
         pytest.skip(f'{exe} not installed (run make install)')
     pfile = write_params_file(tmp_path / 'stereo.yaml', params, node_name='stereo_node')
-    return NodeProcess(params_file=pfile, command=[sys.executable, str(exe)], env=env, workdir=tmp_path).start()
+    return NodeProcess(params_file=pfile, command=[sys.executable, str(exe)], env=env,
+                       workdir=tmp_path).start()
 
 
 def test_stereo_node_outputs_iterations_and_bad_input(ros_env, tmp_path, weights):
     proc = _start(tmp_path, ros_env, {'checkpoint': str(weights), 'iterations': 2, 'cpu_threads': 1,
-                                      'pairing_queue_size': 2, 'diagnostics_period': 0.2, 'min_disparity': 0.0,
+                                      'pairing_queue_size': 2, 'diagnostics_period': 0.2,
+                                      'min_disparity': 0.0,
                                       'image_qos_reliability': 'reliable'})
     h = Harness()
     try:

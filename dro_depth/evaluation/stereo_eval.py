@@ -169,7 +169,8 @@ def synthetic_scores(name: str, run: Callable[[np.ndarray, np.ndarray], np.ndarr
     """Mean scores over ``n`` rendered (centre, right) pairs of unseen scenes (GT = rendered disparity)."""
     from dro_depth.data.triplets import synthetic_triplets
     rows = []
-    for s in synthetic_triplets(n_scenes=n, frames_per_scene=1, height=128, width=192, baseline=0.12, seed=900):
+    for s in synthetic_triplets(n_scenes=n, frames_per_scene=1, height=128, width=192, baseline=0.12,
+                                seed=900):
         centre = s.centre.permute(1, 2, 0).numpy().astype(np.uint8)
         right = s.right.permute(1, 2, 0).numpy().astype(np.uint8)
         gt = np.where(s.disparity[0].numpy() > 0, s.disparity[0].numpy(), np.nan).astype(np.float32)

@@ -125,7 +125,8 @@ class StereoNode(Node):
             torch.set_num_threads(self.values['cpu_threads'])
         path = self.values['checkpoint'] or default_stereo_weights()
         model = load_raft_stereo(path, device=self.values['device'])
-        self.get_logger().info(f'RAFT-Stereo ({model.cfg.variant} layout) from {path} on {self.values["device"]}, '
+        self.get_logger().info(f'RAFT-Stereo ({model.cfg.variant} layout) from {path} on '
+                               f'{self.values["device"]}, '
                                f'{self.values["iterations"]} iterations, backend {self.values["backend"]}')
         return StereoEstimator(model, stereo_config(self.values))
 
@@ -165,7 +166,8 @@ class StereoNode(Node):
         self.stats.queue_depth(self.worker.waiting())
 
     def _on_overload(self, frame: StereoFrame) -> None:
-        self.stats.drop('overload', 'a newer stereo pair arrived before inference finished (the newest is kept)')
+        self.stats.drop('overload',
+                        'a newer stereo pair arrived before inference finished (the newest is kept)')
 
     def _on_unpaired(self, msg: Any, reason: str) -> None:
         self._bad('unpaired', f'stamp {stamp_to_sec(msg.header.stamp):.6f} s: {reason}')
@@ -238,7 +240,8 @@ class StereoNode(Node):
         valid = np.isfinite(result.disparity)
         msg = DisparityImage(header=header, image=float_to_image(result.disparity, header), f=calib.fx,
                              t=calib.baseline, delta_d=1.0 / 16,
-                             valid_window=RegionOfInterest(x_offset=0, y_offset=0, height=int(frame.left.height),
+                             valid_window=RegionOfInterest(x_offset=0, y_offset=0,
+                                                           height=int(frame.left.height),
                                                            width=int(frame.left.width)))
         msg.min_disparity = float(self.values['min_disparity'])
         msg.max_disparity = float(np.max(result.disparity[valid])) if valid.any() else 0.0
@@ -254,7 +257,8 @@ class StereoNode(Node):
 
     def _bad(self, reason: str, detail: str) -> None:
         self.stats.drop(reason, detail)
-        self.get_logger().warning(f'stereo pair skipped ({reason}): {detail}', throttle_duration_sec=_THROTTLE_S)
+        self.get_logger().warning(f'stereo pair skipped ({reason}): {detail}',
+                                  throttle_duration_sec=_THROTTLE_S)
 
     # ------------------------------------------------------------------ shutdown
     def destroy_node(self) -> None:

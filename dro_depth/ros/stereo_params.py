@@ -1,4 +1,5 @@
-"""Parameters of ``stereo_node``: one table for declarations, validation, config/stereo.yaml and the launch file.
+"""Parameters of ``stereo_node``: one table for declarations, validation, config/stereo.yaml and the
+launch file.
 
 Imports no ROS package at import time. Reuses :class:`~dro_depth.ros.params.ParamSpec`.
 """
@@ -13,15 +14,18 @@ __all__ = ['STEREO_PARAMETERS', 'STEREO_DYNAMIC', 'validate_stereo', 'declare_st
            'stereo_config']
 
 STEREO_PARAMETERS: Tuple[ParamSpec, ...] = (
-    ParamSpec('checkpoint', '', "RAFT-Stereo weights (raftstereo-NS.tar, raftstereo-realtime.pth, .safetensors); "
+    ParamSpec('checkpoint', '', 'RAFT-Stereo weights (raftstereo-NS.tar, raftstereo-realtime.pth, '
+              ".safetensors); "
               "'' = the bundled default (realtime layout, trained on synthetic triplets)"),
     ParamSpec('device', 'cpu', 'torch device: cpu, cuda, cuda:N'),
     ParamSpec('backend', 'torch', 'inference backend', choices=('torch', 'auto', 'openvino', 'tensorrt')),
-    ParamSpec('iterations', 12, 'RAFT-Stereo GRU iterations: the latency/accuracy knob (official evaluation: 32)',
+    ParamSpec('iterations', 12,
+              'RAFT-Stereo GRU iterations: the latency/accuracy knob (official evaluation: 32)',
               low=1, high=64, dynamic=True),
     ParamSpec('max_width', 0, 'downscale the pair to at most this width before the network (0 = full size); '
               'disparity is scaled back to input pixels', low=0, high=8192),
-    ParamSpec('min_disparity', 0.5, 'pixels; depth is NaN at or below it', low=0.0, high=1000.0, dynamic=True),
+    ParamSpec('min_disparity', 0.5, 'pixels; depth is NaN at or below it', low=0.0, high=1000.0,
+              dynamic=True),
     ParamSpec('check_rectified', True, 'reject camera_infos whose R is not the identity'),
     ParamSpec('publish_points', True, 'publish the decimated point cloud on points'),
     ParamSpec('points_decimation', 4, 'keep every n-th pixel in x and y for points', low=1, high=64,
@@ -67,7 +71,8 @@ def _descriptor(p: ParamSpec):
     if p.type is int and p.low is not None:
         d.integer_range = [IntegerRange(from_value=int(p.low), to_value=int(p.high), step=0)]
     elif p.type is float and p.low is not None:
-        d.floating_point_range = [FloatingPointRange(from_value=float(p.low), to_value=float(p.high), step=0.0)]
+        d.floating_point_range = [FloatingPointRange(from_value=float(p.low), to_value=float(p.high),
+                                                     step=0.0)]
     return d
 
 
@@ -94,4 +99,5 @@ def stereo_config(values: Dict[str, Any]):
     """The :class:`~dro_depth.stereo.StereoConfig` for validated ``values``."""
     from dro_depth.stereo import StereoConfig
     return StereoConfig(iterations=values['iterations'], max_width=values['max_width'],
-                        min_disparity=values['min_disparity'], device=values['device'], backend=values['backend'])
+                        min_disparity=values['min_disparity'], device=values['device'],
+                        backend=values['backend'])

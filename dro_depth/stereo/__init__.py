@@ -2,5 +2,5 @@
 from .calibration import StereoCalibration, StereoCalibrationError
 from .estimator import StereoConfig, StereoEstimator, StereoInputError, StereoResult, default_stereo_weights
 
-__all__ = ['StereoCalibration', 'StereoCalibrationError', 'StereoConfig', 'StereoEstimator', 'StereoInputError',
-           'StereoResult', 'default_stereo_weights']
+__all__ = ['StereoCalibration', 'StereoCalibrationError', 'StereoConfig', 'StereoEstimator',
+           'StereoInputError', 'StereoResult', 'default_stereo_weights']

@@ -117,7 +117,8 @@ class StereoEstimator:
             raise StereoInputError(f'left {left.shape} and right {right.shape} images differ in size')
         h, w = left.shape[:2]
         if calib.width and (calib.width, calib.height) != (w, h):
-            raise StereoInputError(f'images are {w}x{h} but the camera_info says {calib.width}x{calib.height}')
+            raise StereoInputError(f'images are {w}x{h} but the camera_info says '
+                                   f'{calib.width}x{calib.height}')
         t0 = time.perf_counter()
         lt, rt = _to_tensor(left, 'left'), _to_tensor(right, 'right')
         scale = 1.0

@@ -185,9 +185,10 @@ def train_stereo(cfg: StereoTrainConfig, out_dir: str | Path, resume: bool = Fal
         return {'loss': loss, 'disp': torch.tensor(parts['disp']), 'photo': torch.tensor(parts['photo']),
                 'epe': epe}
 
-    optimise(model, opt, sched, batches, losses_of, out, start=start, steps=cfg.steps, grad_clip=cfg.grad_clip,
-             log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, desc=f'train stereo {cfg.variant}',
-             progress=progress, save_weights=lambda path, step: _save(model, path, False, {'step': str(step)}))
+    optimise(model, opt, sched, batches, losses_of, out, start=start, steps=cfg.steps,
+             grad_clip=cfg.grad_clip, log_every=cfg.log_every, ckpt_every=cfg.ckpt_every,
+             desc=f'train stereo {cfg.variant}', progress=progress,
+             save_weights=lambda path, step: _save(model, path, False, {'step': str(step)}))
     final = _save(model.eval(), out / 'final.safetensors', cfg.save_half,
                   {'steps': str(cfg.steps), 'train_iters': str(cfg.train_iters),
                    'trained_on': cfg.data.source})

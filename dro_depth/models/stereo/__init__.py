@@ -1,4 +1,5 @@
-"""RAFT-Stereo (MIT), weight-compatible with NeRF-Supervised ``raftstereo-NS.tar`` and ``raftstereo-realtime``.
+"""RAFT-Stereo (MIT), weight-compatible with NeRF-Supervised ``raftstereo-NS.tar`` and
+``raftstereo-realtime``.
 
 Main entry points:
 

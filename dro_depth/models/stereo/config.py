@@ -62,7 +62,7 @@ class RaftStereoConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RaftStereoConfig:
-        """Build from a dict; unknown keys (official runtime flags such as ``mixed_precision``) are ignored."""
+        """Build from a dict; unknown keys (official runtime flags, e.g. ``mixed_precision``) are ignored."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 

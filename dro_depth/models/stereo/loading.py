@@ -11,7 +11,7 @@ import torch
 
 from dro_depth.models.checkpoints import CheckpointError, check_state_dict, load_weights_file
 
-from .config import NS_RELEASE, REALTIME, RaftStereoConfig
+from .config import REALTIME, RaftStereoConfig
 from .raft_stereo import RAFTStereo
 
 __all__ = ['load_raft_stereo', 'read_raft_stereo_state_dict', 'infer_config']

@@ -203,6 +203,7 @@ class RAFTStereo(nn.Module):
             raise StereoInputError(f'forward() needs H and W multiples of 32, got {tuple(left.shape[-2:])}; '
                                    'pad with InputPadder or call disparity()')
         if not left.is_floating_point() or not right.is_floating_point():
-            raise StereoInputError(f'images must be floating point RGB 0..255, got {left.dtype}/{right.dtype}')
+            raise StereoInputError(f'images must be floating point RGB 0..255, got '
+                                   f'{left.dtype}/{right.dtype}')
         if int(iters) < 1:
             raise StereoInputError(f'iters must be >= 1, got {iters}')
