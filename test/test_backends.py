@@ -66,8 +66,8 @@ def test_openvino_bf16_within_tolerance(dro, cache):
     target, refs, K = _inputs(32, 48, 2)
     with torch.inference_mode():
         ref = dro(target, refs, K, iterations=4)
-    run = compile_dro(dro, backend='openvino', precision='bf16', height=32, width=48, num_refs=2, iterations=4,
-                      cache_dir=cache, strict=True)
+    run = compile_dro(dro, backend='openvino', precision='bf16', height=32, width=48, num_refs=2,
+                      iterations=4, cache_dir=cache, strict=True)
     out = run(target, refs, K)
     assert run.info.precision == 'bf16'
     assert _median_rel(out.inv_depth, ref.inv_depth) <= 1e-2

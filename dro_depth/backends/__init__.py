@@ -20,5 +20,6 @@ from .info import (BACKENDS, PRECISIONS, BackendError, BackendInfo, check_precis
                    unavailable_reason)
 
 __all__ = ['BACKENDS', 'PRECISIONS', 'BackendError', 'BackendInfo', 'CompiledDRO', 'CompiledModule',
-           'DROEngineOutput', 'DROEnginePool', 'check_precision', 'compile_dro', 'compile_module', 'resolve_backend',
+           'DROEngineOutput', 'DROEnginePool', 'check_precision', 'compile_dro', 'compile_module',
+           'resolve_backend',
            'unavailable_reason']

@@ -65,7 +65,8 @@ class EngineCache:
         return None if self.directory is None else self.directory / key
 
     def lookup(self, key: str, fields: Mapping[str, Any]) -> tuple[Optional[Path], str]:
-        """``(folder, state)``: the verified entry of ``key`` and 'hit', or None and 'miss' / 'rebuilt' / 'off'.
+        """``(folder, state)``: the verified entry of ``key`` and 'hit', or None and 'miss' / 'rebuilt' /
+        'off'.
 
         A folder whose manifest is missing, names other fields, or whose files do not match their hashes
         is deleted (state 'rebuilt').
@@ -98,8 +99,10 @@ class EngineCache:
 
     def store(self, key: str, fields: Mapping[str, Any], folder: Path) -> None:
         """Write the manifest of the files now in ``folder`` (the entry of ``key``)."""
-        files = {p.name: _file_hash(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != _MANIFEST}
-        manifest = {'fields': json.loads(json.dumps(dict(fields), sort_keys=True, default=str)), 'files': files}
+        files = {p.name: _file_hash(p) for p in sorted(folder.iterdir())
+                 if p.is_file() and p.name != _MANIFEST}
+        fields_json = json.loads(json.dumps(dict(fields), sort_keys=True, default=str))
+        manifest = {'fields': fields_json, 'files': files}
         tmp = folder / (_MANIFEST + '.tmp')
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
         tmp.replace(folder / _MANIFEST)

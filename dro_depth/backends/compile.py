@@ -50,8 +50,8 @@ class CompiledModule:
     def __call__(self, *inputs: Tensor) -> Any:
         shapes = [tuple(t.shape) for t in inputs]
         if shapes != self.input_shapes:
-            raise BackendError(f'{self.info.backend} graph was compiled for input shapes {self.input_shapes}, '
-                               f'got {shapes}; compile one for this size')
+            raise BackendError(f'{self.info.backend} graph was compiled for input shapes '
+                               f'{self.input_shapes}, got {shapes}; compile one for this size')
         out = self._runner(inputs)
         return out if self._spec is None else unflatten_outputs(out, self._spec)
 
@@ -80,7 +80,8 @@ def _param_device(module: nn.Module) -> torch.device:
 
 
 def _build_engine(backend: str, folder: Path, onnx_path: Path, names: Sequence[str], precision: str,
-                  device: torch.device, threads: int, use_blob_cache: bool) -> Callable[[Sequence[Tensor]], List[Tensor]]:
+                  device: torch.device, threads: int,
+                  use_blob_cache: bool) -> Callable[[Sequence[Tensor]], List[Tensor]]:
     if backend == 'openvino':
         from .openvino_engine import OpenVINOEngine, openvino_device
         return OpenVINOEngine(onnx_path, names, precision, openvino_device(device), threads,
@@ -122,8 +123,8 @@ def _compile_graph(module, call, inputs, names, backend, precision, device, thre
         engine_dir = folder or cache.entry(key) or tmp / 'engine'
         engine_dir.mkdir(parents=True, exist_ok=True)
         (engine_dir / 'onnx.txt').write_text(onnx_dir.name)
-        runner = _build_engine(backend, engine_dir, onnx_dir / 'model.onnx', names, precision, device, threads,
-                               use_blob_cache=cache.enabled)
+        runner = _build_engine(backend, engine_dir, onnx_dir / 'model.onnx', names, precision, device,
+                               threads, use_blob_cache=cache.enabled)
         if cache.enabled and state != 'hit':
             cache.store(key, fields, engine_dir)
     finally:
@@ -143,7 +144,8 @@ def compile_module(module: nn.Module, example_inputs: Sequence[Tensor], *, backe
     Args:
         module: the network (eval mode; CPU float32 weights for export).
         example_inputs: float32 tensors with the shapes the graph will accept.
-        backend: 'auto' | 'torch' | 'openvino' | 'tensorrt' (see :func:`~dro_depth.backends.info.resolve_backend`).
+        backend: 'auto' | 'torch' | 'openvino' | 'tensorrt' (see
+            :func:`~dro_depth.backends.info.resolve_backend`).
         precision: 'fp32' | 'bf16' | 'fp16' (what the backend supports; see ``PRECISIONS``).
         device: torch device the outputs are for ('cpu'; 'xpu' = Intel GPU for OpenVINO; 'cuda').
         threads: CPU threads of this engine (OpenVINO; 0 = all cores).
@@ -178,7 +180,8 @@ def compile_module(module: nn.Module, example_inputs: Sequence[Tensor], *, backe
                 concrete, precision, device, threads, EngineCache(cache_dir), name)
             info = BackendInfo(concrete, precision, backend, getattr(runner, 'device', str(device)),
                                compile_s=seconds, cache=state)
-            logger.info('%s compiled for %s %s in %.1f s (cache %s)', name, concrete, precision, seconds, state)
+            logger.info('%s compiled for %s %s in %.1f s (cache %s)', name, concrete, precision, seconds,
+                        state)
             return CompiledModule(runner, info, [t.shape for t in inputs], spec)
         except Exception as exc:  # noqa: BLE001 - any export/compile failure falls back (reason kept)
             if strict:

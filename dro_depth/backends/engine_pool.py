@@ -86,7 +86,8 @@ class DROEnginePool:
 
     def prepare(self, num_refs: int, iterations: int) -> None:
         """Queue the engines a window of ``num_refs`` at ``iterations`` needs (largest window first)."""
-        for key in [(num_refs, iterations)] + [(n, iterations) for n in range(num_refs - 1, 0, -1)] + [(1, 0)]:
+        smaller = [(n, iterations) for n in range(num_refs - 1, 0, -1)]
+        for key in [(num_refs, iterations)] + smaller + [(1, 0)]:
             self._request(key)
 
     def _request(self, key: Key) -> None:

@@ -102,7 +102,8 @@ def export_model(model: str, fmt: str, size: str, out: str | Path, *, refs: int 
     files = [onnx_path]
     if fmt == 'openvino':
         import openvino as ov
-        ov.save_model(ov.Core().read_model(str(onnx_path)), str(out.with_suffix('.xml')), compress_to_fp16=False)
+        ov.save_model(ov.Core().read_model(str(onnx_path)), str(out.with_suffix('.xml')),
+                      compress_to_fp16=False)
         onnx_path.unlink()
         files = [out.with_suffix('.xml'), out.with_suffix('.bin')]
     elif fmt == 'tensorrt':

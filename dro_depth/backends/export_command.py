@@ -1,4 +1,5 @@
-"""``dro-depth export --model dro|metric --format onnx|openvino|tensorrt --size HxW [--refs N --iterations N]``."""
+"""``dro-depth export --model dro|metric --format onnx|openvino|tensorrt --size HxW [--refs N
+--iterations N] --out PATH``."""
 from __future__ import annotations
 
 import argparse

@@ -69,8 +69,9 @@ class ShapeCompiledModule(nn.Module):
         return compiled(*[t.float() for t in inputs])
 
 
-def compile_core(model: nn.Module, *, backend: str, precision: str = 'fp32', device: str | torch.device = 'cpu',
-                 threads: int = 0, cache_dir: str | Path | None = None, strict: bool = False,
+def compile_core(model: nn.Module, *, backend: str, precision: str = 'fp32',
+                 device: str | torch.device = 'cpu', threads: int = 0, cache_dir: str | Path | None = None,
+                 strict: bool = False,
                  name: str = 'core') -> nn.Module:
     """Replace ``model.core`` (a ZoeDepth-style backbone + decoder) by a :class:`ShapeCompiledModule`.
 

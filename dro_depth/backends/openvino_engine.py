@@ -72,7 +72,8 @@ class OpenVINOEngine:
             self._used.append(hits[0])
 
     def __call__(self, inputs: Sequence[Tensor]) -> List[Tensor]:
-        arrays = [np.ascontiguousarray(inputs[i].detach().to('cpu', torch.float32).numpy()) for i in self._used]
+        arrays = [np.ascontiguousarray(inputs[i].detach().to('cpu', torch.float32).numpy())
+                  for i in self._used]
         with self._lock:
             results = self._request.infer(arrays)
             return [torch.from_numpy(np.array(results[o], dtype=np.float32, copy=True))

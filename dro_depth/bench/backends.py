@@ -97,8 +97,8 @@ def bench_metric(name: str, model: torch.nn.Module, size: Tuple[int, int], repea
         torch_ms = _median_ms(lambda: call(x), repeat)
     _print_row(name, f'{h}x{w}', 'nyu head', 'torch', 'fp32', 0.0, torch_ms, torch_ms, '(reference)')
     for backend, precision in _backends(device):
-        run = compile_module(model, (x,), backend=backend, precision=precision, device=device, threads=threads,
-                             call=call, name=name, strict=True)
+        run = compile_module(model, (x,), backend=backend, precision=precision, device=device,
+                             threads=threads, call=call, name=name, strict=True)
         out = run(x)
         ms = _median_ms(lambda: run(x), repeat)
         rel = _rel(out, ref)

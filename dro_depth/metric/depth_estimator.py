@@ -194,7 +194,7 @@ class MetricDepthEstimator:
                     cfg.precision, self.model.img_size[0], self.model.img_size[1], time.perf_counter() - t0)
 
     def _compile(self, cfg: MetricDepthConfig):
-        """A :class:`CompiledMetricModel` for ``cfg.backend``, or None for torch (one WARN when it falls back)."""
+        """A :class:`CompiledMetricModel` for ``cfg.backend``, or None for torch (one WARN on a fallback)."""
         from dro_depth.backends import check_precision, resolve_backend, unavailable_reason
         from .compiled_model import CompiledMetricModel
 
@@ -207,8 +207,8 @@ class MetricDepthEstimator:
         reason = unavailable_reason(backend, self.device)
         if not reason and backend != 'torch':
             check_precision(backend, cfg.precision)
-            return CompiledMetricModel(self.model, backend=backend, precision=cfg.precision, device=self.device,
-                                       threads=cfg.threads, cache_dir=cfg.engine_cache)
+            return CompiledMetricModel(self.model, backend=backend, precision=cfg.precision,
+                                       device=self.device, threads=cfg.threads, cache_dir=cfg.engine_cache)
         if reason:
             self.backend_fallback = f'backend {backend} is not available: {reason}'
             logger.warning('metric model falls back to torch: %s', self.backend_fallback)
@@ -280,8 +280,9 @@ class MetricDepthEstimator:
             return [seen['route']]
 
         if self.compiled is not None:
-            metric, head = self.compiled.infer(x, choose if self.multi_head else None, guess=self.routing.head,
-                                               pad_input=self.pad_input, with_flip_aug=self.config.flip_aug)
+            metric, head = self.compiled.infer(x, choose if self.multi_head else None,
+                                               guess=self.routing.head, pad_input=self.pad_input,
+                                               with_flip_aug=self.config.flip_aug)
         else:
             out = self.model.infer(x, choose if self.multi_head else None, pad_input=self.pad_input,
                                    with_flip_aug=self.config.flip_aug)
@@ -302,7 +303,8 @@ class MetricDepthEstimator:
              'metric_engine': 'torch' if self.compiled is None else self.compiled.serving,
              'metric_compile_s': round(self.compiled.info.compile_s, 2) if self.compiled is not None
              and self.compiled.info is not None else 0.0,
-             'metric_backend_fallback': self.backend_fallback or getattr(self.compiled, 'fallback_reason', '')}
+             'metric_backend_fallback': (self.backend_fallback
+                                         or getattr(self.compiled, 'fallback_reason', ''))}
         r = self.routing.diagnostics()
         d.update({'route': r['route'], 'route_domain': r['domain'], 'route_probability': r['probability'],
                   'route_p_outdoor_smoothed': r['p_outdoor_smoothed'], 'route_switches': r['switches']})

@@ -252,11 +252,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--skip-rate', action='store_true')
     parser.add_argument('--rate', type=float, nargs='+', default=[15.0, 30.0],
                         help='camera rates (Hz) of the streaming runs')
-    parser.add_argument('--backend', default='auto', help="DRO backend ('auto' = OpenVINO on CPU when installed)")
+    parser.add_argument('--backend', default='auto',
+                        help="DRO backend ('auto' = OpenVINO on CPU when installed)")
     parser.add_argument('--precision', default='fp32', help='DRO precision')
     parser.add_argument('--metric-backend', default='auto')
     parser.add_argument('--metric-precision', default='fp32')
-    parser.add_argument('--metric-only', action='store_true', help='streaming runs with the metric branch on only')
+    parser.add_argument('--metric-only', action='store_true',
+                        help='streaming runs with the metric branch on only')
     parser.add_argument('--seconds', type=float, default=20.0, help='length of each streaming run')
     parser.add_argument('--metric-rate', type=int, default=0, help='metric.rate of the streaming run')
     args = parser.parse_args(argv)
@@ -301,8 +303,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                          metric_precision=args.metric_precision)
         row = [f'{rate:g}', 'on' if metric else 'off', d.get('dro_engine', '-'),
                d.get('metric_engine', '-') if metric else '-', d['_depth_hz'], d['_metric_hz'],
-               d.get('inference_p50_ms', '-'), d.get('metric_latency_p50_ms', '-'), d.get('latency_p50_ms', '-'),
-               d.get('latency_p95_ms', '-'), d['_dropped'], d.get('scale_regime', '-'), d.get('scale', '-')]
+               d.get('inference_p50_ms', '-'), d.get('metric_latency_p50_ms', '-'),
+               d.get('latency_p50_ms', '-'), d.get('latency_p95_ms', '-'), d['_dropped'], d.get('scale_regime', '-'), d.get('scale', '-')]
         print('| ' + ' | '.join(str(v) for v in row) + ' |', flush=True)
     return 0
 

@@ -63,11 +63,13 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec('device', 'auto', "torch device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'",
               constraint="auto | cpu | cuda | cuda:N"),
     ParamSpec('precision', 'fp32', 'DRO inference precision: torch fp16/bf16 = autocast on CUDA only; '
-              'openvino fp32 | bf16 (bf16 is fast on CPUs with AVX512-BF16 / AMX); tensorrt fp32 | fp16 | bf16',
+              'openvino fp32 | bf16 (bf16 is fast on CPUs with AVX512-BF16 / AMX); tensorrt fp32 | fp16 | '
+              'bf16',
               choices=('fp32', 'fp16', 'bf16')),
-    ParamSpec('backend', 'auto', "DRO inference backend: 'auto' = TensorRT on CUDA when installed (else torch), "
-              'OpenVINO on CPU when installed (else torch); engines compile in the background while torch '
-              'serves, and a backend that is missing or fails falls back to torch with a reason in /diagnostics',
+    ParamSpec('backend', 'auto', "DRO inference backend: 'auto' = TensorRT on CUDA when installed (else "
+              'torch), OpenVINO on CPU when installed (else torch); engines compile in the background while '
+              'torch serves, and a backend that is missing or fails falls back to torch with a reason in '
+              '/diagnostics',
               choices=('auto', 'torch', 'openvino', 'tensorrt')),
     ParamSpec('backend_threads', 0, 'CPU threads of the compiled DRO engine (OpenVINO); 0 = all cores',
               low=0, high=256, step=1),

@@ -217,7 +217,8 @@ class SfmEstimator:
         self.model = model.to(self.device).eval()
         self.engines = self._engine_pool()
         if self.precision != 'fp32' and self.device.type != 'cuda' and not self.engines.compiles:
-            logger.warning('precision %s needs CUDA with torch; running fp32 on %s', self.precision, self.device)
+            logger.warning('precision %s needs CUDA with torch; running fp32 on %s', self.precision,
+                           self.device)
             self.precision = 'fp32'
         self.window = KeyframeWindow(self.config.num_refs, KeyframePolicy(
             min_baseline_ratio=self.config.keyframe_baseline_ratio,
@@ -234,7 +235,8 @@ class SfmEstimator:
 
     # ------------------------------------------------------------------ set-up
     def _engine_pool(self):
-        """Compiled DRO engines for ``config.backend`` (torch serves while they compile, or when it falls back)."""
+        """Compiled DRO engines for ``config.backend`` (torch serves while they compile, or after a
+        fallback)."""
         from dro_depth.backends import DROEnginePool, resolve_backend
 
         cfg = self.config
@@ -411,7 +413,8 @@ class SfmEstimator:
             frame.timings['engine'] = (time.perf_counter() - t0) * 1e3
         else:
             cached = [kf.features for kf in frame.refs_kf]
-            ref_features = torch.stack(cached)[None] if cached and all(f is not None for f in cached) else None
+            usable = cached and all(f is not None for f in cached)
+            ref_features = torch.stack(cached)[None] if usable else None
             with torch.inference_mode(), self._autocast():
                 out = self.model(frame.target[None], refs, frame.K_net, iterations=iterations,
                                  timings=frame.timings, ref_features=ref_features)
