@@ -9,15 +9,25 @@ from torch import Tensor, nn
 from .config import RouterConfig
 
 
+def encoding_frequencies(dim: int, device: torch.device | None = None) -> Tensor:
+    """The ``dim/2`` frequencies ``10000^(-2i/dim)`` of the sinusoidal encoding, float32 ``(dim/2,)``, computed
+    as the release does (``exp`` in float32).
+
+    float32 ``exp`` is accurate to one unit in the last place, not correctly rounded, so values that fall
+    almost exactly between two float32 numbers can round either way on another CPU's math library (this is
+    the only platform-dependent step of the router; see test/test_zoedepth_heads.py).
+    """
+    index = torch.arange(0, dim, 2, dtype=torch.float32, device=device)
+    return torch.exp(index * torch.tensor(-math.log(10000.0) / dim, dtype=torch.float32, device=device))
+
+
 def positional_encoding_1d(length: int, dim: int, device: torch.device | None = None) -> Tensor:
     """Sinusoidal encoding ``(length, 1, dim)`` in float32 (as the release computes it).
 
     Dims ``0..dim/2-1`` are ``sin(pos * 10000^(-2i/dim))``, the rest the cosines of the same arguments.
     """
     position = torch.arange(0, length, dtype=torch.float32, device=device).unsqueeze(1)
-    index = torch.arange(0, dim, 2, dtype=torch.float32, device=device).unsqueeze(0)
-    div_term = torch.exp(index * torch.tensor(-math.log(10000.0) / dim, dtype=torch.float32, device=device))
-    angle = position * div_term
+    angle = position * encoding_frequencies(dim, device).unsqueeze(0)
     return torch.cat([torch.sin(angle), torch.cos(angle)], dim=1).unsqueeze(1)
 
 
