@@ -51,7 +51,27 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except user_errors() as exc:          # bad config, path or input: one clear line, exit code 2
+        print(f'dro-depth {name}: error: {one_line(exc)}', file=sys.stderr)
+        return 2
+
+
+def user_errors() -> tuple:
+    """What a user's config, paths or data can cause; anything else is a bug and keeps its traceback."""
+    import yaml
+
+    from dro_depth.errors import DroDepthError
+    return (DroDepthError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+            PermissionError, yaml.YAMLError)
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (the type is named when it is not a package error)."""
+    from dro_depth.errors import DroDepthError
+    text = ' '.join(str(exc).split())
+    return text if isinstance(exc, DroDepthError) else f'{type(exc).__name__}: {text}'
 
 
 if __name__ == '__main__':

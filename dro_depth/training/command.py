@@ -17,7 +17,7 @@ from typing import List, Optional
 
 import yaml
 
-from dro_depth.errors import DroDepthError
+from dro_depth.errors import ConfigError, DroDepthError
 
 __all__ = ['RECIPES', 'main']
 
@@ -56,9 +56,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     with open(args.config) as f:
         raw = yaml.safe_load(f) or {}
-    cfg, run = load_recipe(raw)
-    overrides = {k: v for k, v in (('steps', args.steps), ('device', args.device)) if v}
-    cfg = dataclasses.replace(cfg, **overrides)
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{args.config}: a training config is a YAML mapping, got {type(raw).__name__}')
+    try:
+        cfg, run = load_recipe(raw)
+        overrides = {k: v for k, v in (('steps', args.steps), ('device', args.device)) if v}
+        cfg = dataclasses.replace(cfg, **overrides)
+        if hasattr(cfg, 'validate'):
+            cfg.validate()
+    except DroDepthError:
+        raise
+    except (ValueError, TypeError) as exc:      # the recipes' config checks: a bad config, not a bug
+        raise ConfigError(f'{args.config}: {exc}') from exc
     final = run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     print(f'final model: {final}')
     return 0
