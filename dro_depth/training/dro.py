@@ -24,9 +24,12 @@ import torch
 
 from dro_depth.models.dro import build_dro, load_dro, save_dro
 
+from .distributed import (all_finite, average_gradients, broadcast_parameters, check_in_sync, distributed_batches,
+                          init_distributed, shutdown)
 from .loop import (DataConfig, RunConfig, batch_stream, load_sequences, optimise, plot_losses, prepare_run,
                    resumable_optimizer)
 from .losses import self_supervised_loss, supervised_loss
+from .mixed_precision import enable_bf16_regions
 
 __all__ = ['TrainConfig', 'build_dataset', 'train']
 
@@ -55,6 +58,7 @@ class TrainConfig(RunConfig):
     log_every: int = 10
     ckpt_every: int = 200
     save_half: bool = True
+    bf16: bool = False                    # bf16 autocast of the conv sub-networks (geometry stays float32)
     data: DataConfig = field(default_factory=DataConfig)
 
     def validate(self) -> None:
@@ -82,6 +86,7 @@ def build_dataset(cfg: TrainConfig):
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Run training; returns the path of the final safetensors model."""
     out, device = prepare_run(cfg, out_dir)
+    ctx, device = init_distributed(device)
 
     if resume and (out / 'last.safetensors').is_file():
         model = load_dro(str(out / 'last.safetensors'), device=device, dtype=torch.float32)
@@ -90,8 +95,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     else:
         model = build_dro(hidden_dim=cfg.hidden).to(device)
     model.train()
+    if cfg.bf16:
+        enable_bf16_regions(model, device.type)
     opt, sched, start = resumable_optimizer(model, cfg, out, resume)
-    batches = batch_stream(build_dataset(cfg), cfg, start)
+    broadcast_parameters(model, ctx)
+    dataset = build_dataset(cfg)
+    batches = distributed_batches(dataset, cfg.batch_size, cfg.seed + start, ctx) if ctx.enabled \
+        else batch_stream(dataset, cfg, start)
     keys = ('image', 'refs', 'K', 'depth', 'T_ref_tgt')
 
     def losses_of(raw: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -105,11 +115,19 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
 
     optimise(model, opt, sched, batches, losses_of, out, start=start, steps=cfg.steps, grad_clip=cfg.grad_clip,
              log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, desc=f'train {cfg.mode}', progress=progress,
-             save_weights=lambda path, step: save_dro(model, path, metadata={'step': str(step)}))
+             save_weights=lambda path, step: save_dro(model, path, metadata={'step': str(step)}),
+             is_writer=ctx.is_writer, finite=lambda loss: all_finite(loss, ctx),
+             samples_per_step=cfg.batch_size * ctx.world_size,
+             after_backward=(lambda: average_gradients(model, ctx)) if ctx.enabled else None)
+    check_in_sync(model, ctx)
+    if not ctx.is_writer:
+        shutdown(ctx)
+        return out / 'final.safetensors'
     final = out / 'final.safetensors'
     save_dro(model.eval(), final, half=cfg.save_half,
              metadata={'height': str(cfg.height), 'width': str(cfg.width), 'mode': cfg.mode,
                        'steps': str(cfg.steps), 'iterations': str(cfg.iterations)})
     plot_losses(out / 'losses.csv', out / 'losses.png')
     logger.info('final model: %s', final)
+    shutdown(ctx)
     return final

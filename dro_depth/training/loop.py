@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,21 +212,29 @@ def optimise(model: torch.nn.Module, opt: torch.optim.Optimizer, sched: torch.op
              batches: Iterator[Dict[str, torch.Tensor]],
              losses_of: Callable[[Dict[str, torch.Tensor]], Dict[str, torch.Tensor]], out: Path, *, start: int,
              steps: int, grad_clip: float, log_every: int, ckpt_every: int,
-             save_weights: Callable[[Path, int], Any], desc: str = 'train', progress: bool = True) -> None:
+             save_weights: Callable[[Path, int], Any], desc: str = 'train', progress: bool = True,
+             is_writer: bool = True, finite: Callable[[torch.Tensor], bool] | None = None,
+             samples_per_step: int = 0, after_backward: Callable[[], Any] | None = None) -> None:
     """The training loop shared by DRO and the metric model.
 
     Steps ``start .. steps-1``: ``losses_of(next(batches))`` (a dict with ``'loss'``), a non-finite loss skips
     the batch, gradient clipping, optimizer and scheduler step; a tqdm bar with smoothed losses;
     ``out/losses.csv`` every ``log_every`` steps (appended to when resuming); every ``ckpt_every`` steps
     and at the end, ``save_weights(out / 'last.safetensors', step)``, the optimizer state and the plot.
+    Data-parallel ranks (:mod:`dro_depth.training.distributed`) pass ``is_writer`` (only rank 0 writes
+    files and shows the bar), ``finite`` (a loss finite on every rank, so all skip a bad batch together) and
+    ``after_backward`` (the gradient all-reduce).
+    ``samples_per_step`` (all ranks together) adds ``samples/s`` to the bar.
     """
     csv_path = out / 'losses.csv'
     new_csv = start == 0 or not csv_path.is_file()
-    csv_file = open(csv_path, 'w' if new_csv else 'a', newline='')
+    csv_file = open(csv_path if is_writer else os.devnull, 'w' if new_csv else 'a', newline='')
+    finite = finite or (lambda value: bool(torch.isfinite(value)))
     writer: Optional[csv.DictWriter] = None
 
     from tqdm import tqdm
-    bar = tqdm(range(start, steps), initial=start, total=steps, disable=not progress, desc=desc, unit='step',
+    bar = tqdm(range(start, steps), initial=start, total=steps, disable=not (progress and is_writer), desc=desc,
+               unit='step',
                dynamic_ncols=True)
     t0 = time.time()
     ema: Dict[str, float] = {}
@@ -234,17 +243,21 @@ def optimise(model: torch.nn.Module, opt: torch.optim.Optimizer, sched: torch.op
             losses = losses_of(next(batches))
             loss = losses['loss']
             opt.zero_grad(set_to_none=True)
-            if not torch.isfinite(loss):
+            if not finite(loss):
                 logger.warning('step %d: non-finite loss, batch skipped', step)
                 continue
             loss.backward()
+            if after_backward is not None:
+                after_backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             opt.step()
             sched.step()
             for k, v in losses.items():
                 v = float(v.detach())
                 ema[k] = v if k not in ema else 0.9 * ema[k] + 0.1 * v
-            bar.set_postfix({k: f'{v:.4f}' for k, v in ema.items()})
+            rate = samples_per_step * (step + 1 - start) / max(time.time() - t0, 1e-9)
+            bar.set_postfix({**{k: f'{v:.4f}' for k, v in ema.items()},
+                             **({'samples/s': f'{rate:.2f}'} if samples_per_step else {})})
             if (step + 1) % log_every == 0 or step + 1 == steps:
                 row = {'step': step + 1, 'seconds': round(time.time() - t0, 1),
                        'lr': sched.get_last_lr()[0], **{k: round(v, 6) for k, v in ema.items()}}
@@ -254,7 +267,7 @@ def optimise(model: torch.nn.Module, opt: torch.optim.Optimizer, sched: torch.op
                         writer.writeheader()
                 writer.writerow(row)
                 csv_file.flush()
-            if (step + 1) % ckpt_every == 0 or step + 1 == steps:
+            if is_writer and ((step + 1) % ckpt_every == 0 or step + 1 == steps):
                 save_weights(out / 'last.safetensors', step + 1)
                 _save_optimizer(opt, step + 1, out / 'last.optim.safetensors')
                 plot_losses(csv_path, out / 'losses.png')
