@@ -33,7 +33,15 @@ def test_eval_writes_report_and_bag(bag, tmp_path):
     for kind in ('metric', 'median_scaled'):
         for key in ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'a1', 'a2', 'a3'):
             assert np.isfinite(m['depth'][kind][key]), (kind, key)
-    assert m['depth']['median_scaled']['abs_rel'] <= m['depth']['metric']['abs_rel'] + 1.0
+    # median scaling removes the global scale error: on this synthetic scene the bundled model gets within
+    # 50 % (a broken model or a wrong scaling would not), and the per-frame rows agree with the summary
+    assert m['depth']['median_scaled']['abs_rel'] < 0.5
+    rows = json.loads((out / 'per_frame.json').read_text())
+    assert min(r['abs_rel_median_scaled'] for r in rows) <= m['depth']['median_scaled']['abs_rel'] \
+        <= max(r['abs_rel_median_scaled'] for r in rows)
+    # what ran: the first frame initialises with 0 iterations, the others run the requested 1
+    assert m['iterations_configured'] == 1 and m['iterations'] == {'0': 1, '1': len(seq) - 1}
+    assert np.isfinite(m['pose']['ate_se3']['rot_rmse_deg'])
     assert np.isfinite(m['pose']['ate_se3']['rmse'])
     assert np.isfinite(m['pose']['rpe']['trans']['rmse'])
     assert m['latency_ms']['p95'] >= m['latency_ms']['p50'] > 0
@@ -73,6 +81,47 @@ def test_corrupt_bag_is_a_clear_error(tmp_path, capsys):
     out = tmp_path / 'y'
     rc = eval_main(['--bag', str(bad), *ARGS, '--out', str(out)])
     assert rc == 2
-    assert 'corrupt' in capsys.readouterr().err.lower() or not out.exists()
+    err = capsys.readouterr().err
+    assert 'metadata' in err.lower() or 'cannot' in err.lower() or 'not a' in err.lower(), err
     assert not out.exists()
-    assert not list(tmp_path.glob('.y.tmp-*'))
+
+
+def test_short_bag_has_error_maps_and_says_why_pose_is_missing(tmp_path):
+    seq = generate_sequence('indoor', seed=4, n_frames=2, height=60, width=80)
+    path = write_sequence_bag(seq, tmp_path / 'short', storage='mcap')
+    out = tmp_path / 'r'
+    rc = eval_main(['--bag', str(path), *ARGS, '--depth-gt-topic', '/depth', '--pose-gt-topic', '/pose',
+                    '--out', str(out)])
+    assert rc == 0 and (out / 'error_maps.png').is_file()         # README: written for every bag with depth
+    m = json.loads((out / 'metrics.json').read_text())
+    assert 'at least 3' in m['pose']['error'] and '/pose' in m['pose']['error']
+
+
+def test_overwrite_replaces_the_old_report_atomically(bag, tmp_path, monkeypatch):
+    import dro_depth.evaluation.bag_eval as bag_eval
+    path, _ = bag
+    out = tmp_path / 'o'
+    out.mkdir()
+    (out / 'old.txt').write_text('previous report')
+    renames = []
+    real = bag_eval._replace_atomically
+
+    def watch(new, target):
+        renames.append((target / 'old.txt').is_file())        # the old report is still in place ...
+        real(new, target)
+    monkeypatch.setattr(bag_eval, '_replace_atomically', watch)
+    assert eval_main(['--bag', str(path), *ARGS, '--max-frames', '2', '--out', str(out), '--overwrite']) == 0
+    assert renames == [True] and not (out / 'old.txt').exists() and (out / 'metrics.json').is_file()
+    assert not list(tmp_path.glob('.o.*'))                        # ... until the new one has replaced it
+
+
+def test_ate_rotation_error_is_defined_on_a_straight_path():
+    from dro_depth.evaluation.scores import ate
+    n = 10
+    ref = np.tile(np.eye(4), (n, 1, 1))
+    ref[:, 0, 3] = np.linspace(0.0, 1.0, n)                 # a straight path along x
+    a = np.radians(30.0)
+    est = ref.copy()                                        # the same trajectory in a frame rolled about x:
+    est[:, :3, :3] = [[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]]
+    r = ate(est, ref, align='se3')                          # a rigid copy, so every error is zero
+    assert r['rmse'] < 1e-9 and r['rot_rmse_deg'] < 1e-6, r

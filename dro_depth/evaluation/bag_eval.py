@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from dro_depth.data.bags import BagError, read_bag
+from dro_depth.errors import DroDepthError
 from dro_depth.sfm.estimator import EstimatorConfig, SfmEstimator, TrackingState
 from .scores import DepthMetricAccumulator, PoseMetricError, ate, length_error, rpe
 
@@ -168,7 +169,7 @@ def evaluate_bag(opts: EvalOptions) -> Dict[str, Any]:
                     break
                 try:
                     res = estimator.track(frame.image, frame.K, frame.stamp)
-                except ValueError as exc:
+                except DroDepthError as exc:        # bad input; anything else is a bug and propagates
                     key = type(exc).__name__
                     skipped[key] = skipped.get(key, 0) + 1
                     logger.warning('frame %d (stamp %.6f) skipped: %s', frame.index, frame.stamp, exc)
@@ -181,7 +182,7 @@ def evaluate_bag(opts: EvalOptions) -> Dict[str, Any]:
                 bag.write_odometry('/dro/odom', frame.stamp_ns, T_out, covariance=res.covariance,
                                    child_frame_id=frame.frame_id)
                 row: Dict[str, Any] = {'index': frame.index, 'stamp': frame.stamp, 'state': res.state.value,
-                                       'latency_ms': res.timings['total']}
+                                       'latency_ms': res.timings['total'], 'iterations': res.iterations}
                 if frame.depth is not None:
                     pred = res.depth
                     if pred.shape != frame.depth.shape:
@@ -190,7 +191,7 @@ def evaluate_bag(opts: EvalOptions) -> Dict[str, Any]:
                     m = acc.add(pred, frame.depth)
                     row['abs_rel'] = m['metric']['abs_rel']
                     row['abs_rel_median_scaled'] = m['median_scaled']['abs_rel']
-                    if len(maps) < opts.n_error_maps and len(rows) % 10 == 5:
+                    if len(maps) < opts.n_error_maps and (not maps or len(rows) % 10 == 5):
                         maps.append({'index': frame.index, 'image': frame.image, 'gt': frame.depth, 'pred': pred})
                 if frame.pose is not None:
                     est_poses.append(T_out)
@@ -205,7 +206,10 @@ def evaluate_bag(opts: EvalOptions) -> Dict[str, Any]:
         lat = np.array([r['latency_ms'] for r in rows])
         metrics: Dict[str, Any] = {
             'bag': str(opts.bag), 'frames': len(rows), 'skipped': skipped,
-            'iterations': estimator.iterations, 'network_size': [opts.estimator.height, opts.estimator.width],
+            'iterations_configured': estimator.iterations,
+            'iterations': {str(n): sum(r['iterations'] == n for r in rows)
+                           for n in sorted({r['iterations'] for r in rows})},    # what ran: count -> frames
+            'network_size': [opts.estimator.height, opts.estimator.width],
             'checkpoint': str(estimator.checkpoint) if estimator.checkpoint else None,
             'untrained': estimator.untrained, 'device': str(estimator.device),
             'latency_ms': {'mean': float(lat.mean()), 'p50': float(np.percentile(lat, 50)),
@@ -216,20 +220,38 @@ def evaluate_bag(opts: EvalOptions) -> Dict[str, Any]:
             metrics['depth'] = acc.summary()
         if len(est_poses) >= 3:
             metrics['pose'] = _pose_metrics(np.stack(est_poses), np.stack(gt_poses), np.array(stamps))
+        elif opts.pose_gt_topic:
+            metrics['pose'] = {'error': f'only {len(est_poses)} processed frames have a ground-truth pose on '
+                                        f'{opts.pose_gt_topic}; pose metrics need at least 3'}
         with open(tmp / 'metrics.json', 'w') as f:
             json.dump(metrics, f, indent=2, default=float)
         with open(tmp / 'per_frame.json', 'w') as f:
             json.dump(rows, f, default=float)
         _plots(tmp, rows, np.stack(est_poses) if est_poses else np.zeros((0, 4, 4)),
                np.stack(gt_poses) if gt_poses else None, maps)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        _replace_atomically(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         logger.error('evaluation failed: nothing was written to %s', out)
         raise
     return metrics
+
+
+def _replace_atomically(new: Path, out: Path) -> None:
+    """Move ``new`` to ``out``; an existing ``out`` is moved aside first and deleted only afterwards, so
+    at every moment either the old or the new report is complete at ``out``'s place."""
+    old = None
+    if out.exists():
+        old = out.parent / f'.{out.name}.old-{uuid.uuid4().hex[:8]}'
+        out.rename(old)
+    try:
+        new.rename(out)
+    except BaseException:
+        if old is not None:
+            old.rename(out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _summary(metrics: Dict[str, Any]) -> str:
@@ -281,7 +303,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                        progress=not a.no_progress, estimator=cfg)
     try:
         metrics = evaluate_bag(opts)
-    except (BagError, FileExistsError, FileNotFoundError, ValueError) as exc:
+    except (DroDepthError, FileExistsError, FileNotFoundError) as exc:
         print(f'dro-depth eval: {exc}', file=sys.stderr)
         return 2
     print(_summary(metrics))

@@ -241,7 +241,8 @@ def ate(est: np.ndarray, ref: np.ndarray, stamps: np.ndarray | None = None,
 
     Returns:
         dict with ``rmse, mean, median, std, min, max`` (metres), ``rot_rmse_deg`` / ``rot_mean_deg``
-        (absolute rotation error after alignment), ``scale`` applied to ``est`` and ``n`` poses.
+        (absolute rotation error after a rotation-aware alignment, see :func:`rotation_errors_deg`),
+        ``scale`` applied to ``est`` and ``n`` poses.
     """
     from evo.core import metrics
     with _quiet_evo():
@@ -251,13 +252,32 @@ def ate(est: np.ndarray, ref: np.ndarray, stamps: np.ndarray | None = None,
         scale = _align(t_est, t_ref, align)
         ape = metrics.APE(metrics.PoseRelation.translation_part)
         ape.process_data((t_ref, t_est))
-        rot = metrics.APE(metrics.PoseRelation.rotation_angle_deg)
-        rot.process_data((t_ref, t_est))
         out = _stats(ape)
-        out.update(rot_rmse_deg=float(rot.get_statistic(metrics.StatisticsType.rmse)),
-                   rot_mean_deg=float(rot.get_statistic(metrics.StatisticsType.mean)), scale=float(scale),
-                   n=int(t_est.num_poses))
+        # Rotation error from its own rotation-aware alignment: after a position-only fit the rotation about
+        # a straight path is unconstrained, so the aligned orientations would be arbitrary there.
+        rot_deg = rotation_errors_deg(np.asarray(t_est.poses_se3)[:, :3, :3],
+                                      np.asarray(t_ref.poses_se3)[:, :3, :3])
+        out.update(rot_rmse_deg=float(np.sqrt(np.mean(rot_deg ** 2))), rot_mean_deg=float(np.mean(rot_deg)),
+                   scale=float(scale), n=int(t_est.num_poses))
     return out
+
+
+def rotation_errors_deg(R_est: np.ndarray, R_ref: np.ndarray) -> np.ndarray:
+    """Per-pose rotation error (degrees) after the one global rotation that best maps ``R_est`` onto ``R_ref``.
+
+    The global rotation is the chordal L2 mean of ``R_ref_i R_est_i^T`` (SVD projection onto SO(3)), i.e. an
+    alignment on orientations themselves, independent of the path's shape.
+
+    Args:
+        R_est, R_ref: float (N, 3, 3) rotation matrices.
+    """
+    M = np.einsum('nij,nkj->ik', R_ref, R_est)
+    U, _, Vt = np.linalg.svd(M)
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
+    G = U @ D @ Vt
+    rel = np.einsum('nji,jk,nkl->nil', R_ref, G, R_est)
+    cos = np.clip((np.trace(rel, axis1=1, axis2=2) - 1.0) / 2.0, -1.0, 1.0)
+    return np.degrees(np.arccos(cos))
 
 
 def rpe(est: np.ndarray, ref: np.ndarray, stamps: np.ndarray | None = None,
