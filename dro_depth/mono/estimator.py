@@ -40,6 +40,9 @@ class MonoDepthConfig:
         precision: 'fp32' or 'bf16'.
         device: torch device ('auto' = CUDA when available).
         depth / hooks: block-count / hooked-block overrides (reduced models).
+        backend: 'torch' or a :mod:`dro_depth.backends` backend ('auto', 'openvino', 'tensorrt'): the network
+            is compiled once per network size on first use (falls back to torch with a WARN).
+        threads: CPU threads of a compiled engine (0 = all cores). engine_cache: engine folder or None.
     """
 
     checkpoint: str | Path | Mapping | None = None
@@ -51,6 +54,9 @@ class MonoDepthConfig:
     device: str = 'auto'
     depth: int | None = None
     hooks: tuple[int, ...] | None = None
+    backend: str = 'torch'
+    threads: int = 0
+    engine_cache: str | None = None
 
     def __post_init__(self) -> None:
         if self.checkpoint is None:
@@ -63,6 +69,9 @@ class MonoDepthConfig:
         if isinstance(self.input_size, bool) or not isinstance(self.input_size, int) or \
                 not 14 <= self.input_size <= 4096:
             raise DroDepthError(f'input_size must be an integer in [14, 4096], got {self.input_size!r}')
+        from dro_depth.backends import BACKENDS
+        if self.backend not in BACKENDS:
+            raise DroDepthError(f'backend must be one of {BACKENDS}, got {self.backend!r}')
         if self.metric and not self.max_depth > 0:
             raise DroDepthError(f'max_depth must be > 0 metres, got {self.max_depth!r}')
 
@@ -97,6 +106,7 @@ class MonoDepthEstimator:
                                         device=self.device)
         self.model = model.eval()
         self.frames = 0
+        self.engines: dict[tuple[int, ...], object] = {}     # compiled graphs per input shape
 
     @property
     def metric(self) -> bool:
@@ -118,12 +128,26 @@ class MonoDepthEstimator:
     @torch.no_grad()
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """Network on a normalised ``(B, 3, h, w)`` input -> ``float32 (B, h, w)``."""
+        if self.config.backend != 'torch':
+            return self._engine(x)(x).float()
         if self.config.precision == 'bf16':
             with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
                 out = self.model(x)
         else:
             out = self.model(x)
         return out.float()
+
+    def _engine(self, x: torch.Tensor):
+        """The compiled graph for ``x``'s shape (compiled on first use, in this thread)."""
+        key = tuple(x.shape)
+        if key not in self.engines:
+            from dro_depth.backends import compile_module
+            cfg = self.config
+            self.engines[key] = compile_module(self.model, [x.float()], backend=cfg.backend,
+                                               precision=cfg.precision, device=self.device,
+                                               threads=cfg.threads, cache_dir=cfg.engine_cache,
+                                               name=f'depth_anything_{cfg.encoder}')
+        return self.engines[key]
 
     def predict(self, image: np.ndarray) -> MonoPrediction:
         """One ``uint8 (H, W, 3)`` RGB image -> :class:`MonoPrediction` at the image size."""
