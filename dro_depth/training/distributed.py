@@ -20,8 +20,8 @@ from typing import Dict, Iterator
 import torch
 import torch.distributed as dist
 
-__all__ = ['DistContext', 'init_distributed', 'broadcast_parameters', 'average_gradients', 'distributed_batches', 'check_in_sync',
-           'all_finite', 'shutdown']
+__all__ = ['DistContext', 'init_distributed', 'broadcast_parameters', 'average_gradients', 'distributed_batches',
+           'check_in_sync', 'all_finite', 'shutdown']
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ def average_gradients(model: torch.nn.Module, ctx: DistContext) -> None:
         offset += g.numel()
 
 
-def distributed_batches(dataset, batch_size: int, seed: int, ctx: DistContext) -> Iterator[Dict[str, torch.Tensor]]:
+def distributed_batches(dataset, batch_size: int, seed: int,
+                        ctx: DistContext) -> Iterator[Dict[str, torch.Tensor]]:
     """Endless batches of this rank's shard; epoch ``e`` is shuffled with ``seed + e`` on every rank."""
     sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
                                                   shuffle=True, seed=seed, drop_last=True)
@@ -140,7 +141,8 @@ def check_in_sync(model: torch.nn.Module, ctx: DistContext, rtol: float = 1e-6) 
         values = torch.cat(gathered)
         spread = float((values.max() - values.min()).abs() / values.abs().max().clamp(min=1e-12))
         if spread > rtol:
-            raise RuntimeError(f'ranks out of sync: parameter checksums {values.tolist()} differ by {spread:.3g}')
+            raise RuntimeError(f'ranks out of sync: parameter checksums {values.tolist()} '
+                               f'differ by {spread:.3g}')
         logger.info('ranks in sync: parameter checksum %.9g on all %d ranks', float(total), ctx.world_size)
     return float(total)
 

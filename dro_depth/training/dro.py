@@ -83,8 +83,10 @@ def build_dataset(cfg: TrainConfig):
                            skip_static=cfg.mode == 'supervised')
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
-    """Run training; returns the path of the final safetensors model."""
+def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
+          dataset=None) -> Path:
+    """Run training; returns the path of the final safetensors model (``dataset``: prebuilt samples,
+    else :func:`build_dataset` of ``cfg``)."""
     out, device = prepare_run(cfg, out_dir)
     ctx, device = init_distributed(device)
 
@@ -99,7 +101,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         enable_bf16_regions(model, device.type)
     opt, sched, start = resumable_optimizer(model, cfg, out, resume)
     broadcast_parameters(model, ctx)
-    dataset = build_dataset(cfg)
+    dataset = build_dataset(cfg) if dataset is None else dataset
     batches = distributed_batches(dataset, cfg.batch_size, cfg.seed + start, ctx) if ctx.enabled \
         else batch_stream(dataset, cfg, start)
     keys = ('image', 'refs', 'K', 'depth', 'T_ref_tgt')
