@@ -20,8 +20,8 @@ from typing import Dict, Iterator
 import torch
 import torch.distributed as dist
 
-__all__ = ['DistContext', 'init_distributed', 'broadcast_parameters', 'average_gradients', 'distributed_batches',
-           'check_in_sync', 'all_finite', 'shutdown']
+__all__ = ['DistContext', 'init_distributed', 'broadcast_parameters', 'average_gradients',
+           'distributed_batches', 'check_in_sync', 'all_finite', 'shutdown']
 
 logger = logging.getLogger(__name__)
 

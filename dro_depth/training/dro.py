@@ -24,8 +24,8 @@ import torch
 
 from dro_depth.models.dro import build_dro, load_dro, save_dro
 
-from .distributed import (all_finite, average_gradients, broadcast_parameters, check_in_sync, distributed_batches,
-                          init_distributed, shutdown)
+from .distributed import (all_finite, average_gradients, broadcast_parameters, check_in_sync,
+                          distributed_batches, init_distributed, shutdown)
 from .loop import (DataConfig, RunConfig, batch_stream, load_sequences, optimise, plot_losses, prepare_run,
                    resumable_optimizer)
 from .losses import self_supervised_loss, supervised_loss

@@ -233,8 +233,8 @@ def optimise(model: torch.nn.Module, opt: torch.optim.Optimizer, sched: torch.op
     writer: Optional[csv.DictWriter] = None
 
     from tqdm import tqdm
-    bar = tqdm(range(start, steps), initial=start, total=steps, disable=not (progress and is_writer), desc=desc,
-               unit='step',
+    bar = tqdm(range(start, steps), initial=start, total=steps, disable=not (progress and is_writer),
+               desc=desc, unit='step',
                dynamic_ncols=True)
     t0 = time.time()
     ema: Dict[str, float] = {}
