@@ -1,0 +1,335 @@
+"""Soak benchmark: the installed ``sfm_node`` fed a camera stream for a long time, sampled as it goes.
+
+    python -m dro_depth.ros.soak --minutes 30 --rate 30 --out soak/
+
+Every ``--period`` seconds it writes a CSV row: node RSS, input and output rate, publish -> depth latency
+p50/p95 (client side), drops per minute by reason, and the machine load (/proc/loadavg); at the end a PNG of
+the same and a table of the goals:
+
+* RSS growth after the first 2 minutes <= 5 MB;
+* output rate of the last 5 minutes within 5 % of the first 5;
+* no hang (a depth message at least every ``--hang`` seconds while streaming), the node alive;
+* nothing lost that was accepted: every processed frame published, no ``internal_error``, and
+  ``received == processed + dropped + pending`` from /diagnostics, every sent image received.
+
+Exits 1 when a goal or an invariant fails, 0 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+__all__ = ['main', 'node_rss_mb', 'accounting']
+
+CSV_FIELDS = ['t_s', 'rss_mb', 'input_hz', 'output_hz', 'latency_p50_ms', 'latency_p95_ms',
+              'dropped_per_min', 'dropped_overload', 'dropped_other', 'received', 'published', 'load1',
+              'load5']
+
+
+def node_rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` in MiB (VmRSS from /proc; NaN when it is gone)."""
+    try:
+        with open(f'/proc/{pid}/status') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float('nan')
+
+
+def accounting(d: Dict[str, str]) -> Dict[str, int]:
+    """The node's books from diagnostics values: received, processed, dropped by reason, pending.
+
+    ``pending`` is what the node holds and has not decided yet: frames waiting for or in inference and
+    images waiting for their CameraInfo. ``balance`` is ``received - processed - dropped - pending``; it is
+    0 when every received image is accounted for exactly once.
+    """
+    from .stats import DROP_REASONS
+
+    books = {k: int(float(d.get(k, 0) or 0)) for k in ('received', 'processed', 'published', 'dropped_total')}
+    books['pending'] = sum(int(float(d.get(k, 0) or 0)) for k in
+                           ('queue_depth', 'in_inference', 'pending_unpaired'))
+    for reason in DROP_REASONS:
+        books[f'dropped_{reason}'] = int(float(d.get(f'dropped_{reason}', 0) or 0))
+    books['balance'] = books['received'] - books['processed'] - books['dropped_total'] - books['pending']
+    return books
+
+
+def _frames(n: int, height: int, width: int):
+    from dro_depth.data.synthetic import generate_sequence
+    seq = generate_sequence('indoor', seed=7, n_frames=n, height=height, width=width)
+    return seq.images, seq.K
+
+
+def _loadavg() -> List[float]:
+    try:
+        return [float(v) for v in Path('/proc/loadavg').read_text().split()[:3]]
+    except OSError:
+        return [float('nan')] * 3
+
+
+class _Sampler:
+    """Turns the collector's depth arrivals and the node's diagnostics into one CSV row per period."""
+
+    def __init__(self, client, pid: int, sent: Dict[int, float]) -> None:
+        self.client, self.pid, self.sent = client, pid, sent
+        self.seen: Dict[int, int] = {}      # depth stamp -> times received
+        self.last_t = time.monotonic()
+        self.last_count = 0
+        self.last_received = 0
+        self.last_drops = (0, 0)
+        self.last_arrival = time.monotonic()
+
+    def row(self, t0: float) -> Dict[str, float]:
+        now = time.monotonic()
+        dt = max(now - self.last_t, 1e-6)
+        lat = []
+        for r in self.client.outputs.get('depth'):
+            if r.t <= self.last_t:
+                continue
+            from dro_depth.ros.conversions import stamp_to_ns
+            stamp = stamp_to_ns(r.msg.header.stamp)
+            self.seen[stamp] = self.seen.get(stamp, 0) + 1
+            if stamp in self.sent:
+                lat.append((r.t - self.sent.pop(stamp)) * 1e3)
+            self.last_arrival = max(self.last_arrival, r.t)
+        count = self.client.outputs.count('depth')
+        d = self.client.diagnostics()
+        books = accounting(d) if d else {'received': 0, 'published': 0, 'dropped_total': 0,
+                                         'dropped_overload': 0}
+        drops = (books['dropped_overload'], books['dropped_total'] - books['dropped_overload'])
+        load = _loadavg()
+        row = {
+            't_s': now - t0, 'rss_mb': node_rss_mb(self.pid),
+            'input_hz': (books['received'] - self.last_received) / dt,
+            'output_hz': (count - self.last_count) / dt,
+            'latency_p50_ms': float(np.percentile(lat, 50)) if lat else float('nan'),
+            'latency_p95_ms': float(np.percentile(lat, 95)) if lat else float('nan'),
+            'dropped_per_min': (sum(drops) - sum(self.last_drops)) * 60.0 / dt,
+            'dropped_overload': drops[0], 'dropped_other': drops[1],
+            'received': books['received'], 'published': books['published'],
+            'load1': load[0], 'load5': load[1],
+        }
+        self.last_t, self.last_count, self.last_drops = now, count, drops
+        self.last_received = books['received']
+        return row
+
+
+def _warm_up(client, images, K, timeout: float) -> int:
+    """Offer frames until depth arrives and the engines serve (not measured); returns frames sent."""
+    i = 0
+    deadline = time.monotonic() + timeout
+    while client.outputs.count('depth') == 0 and time.monotonic() < deadline:
+        client.camera.publish(images[i % len(images)], K, time.time_ns())
+        i += 1
+        client.outputs.wait(lambda o: o.count('depth') > 0, 0.2)
+    while time.monotonic() < deadline:
+        v = client.diagnostics()
+        if v and v.get('dro_engines_compiling', '0') == '0' and v.get('metric_engines_compiling', '0') == '0':
+            break
+        client.camera.publish(images[i % len(images)], K, time.time_ns())
+        i += 1
+        time.sleep(0.1)
+    return i
+
+
+def run_soak(args: argparse.Namespace) -> Dict[str, object]:
+    """Start the node, stream for ``args.minutes`` at ``args.rate`` Hz, sample every ``args.period`` s."""
+    from dro_depth.ros.testing.client import SfmClient
+    from dro_depth.ros.testing.process import NodeProcess
+
+    width, height = (int(v) for v in args.input.lower().split('x'))
+    images, K = _frames(40, height, width)
+    params = {'diagnostics_period': 1.0}
+    proc = NodeProcess(params).start()
+    client = SfmClient(topics=['depth', '/diagnostics'], keep=2000)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows: List[Dict[str, float]] = []
+    result: Dict[str, object] = {'rows': rows, 'log': '', 'hang_s': 0.0}
+    try:
+        if not client.wait_for_node(args.timeout):
+            raise RuntimeError('sfm_node did not start:\n' + proc.log()[-2000:])
+        i = _warm_up(client, images, K, args.timeout)
+        t_w = time.monotonic()
+        while time.monotonic() - t_w < args.warmup:         # the rate settles (late engine compiles)
+            client.camera.publish(images[i % len(images)], K, time.time_ns())
+            i += 1
+            time.sleep(1.0 / args.rate)
+        sent: Dict[int, float] = {}
+        sampler = _Sampler(client, proc.proc.pid, sent)
+        client.outputs.wait(lambda o: False, 1.0)
+        sampler.row(time.monotonic())                       # baseline (not written)
+        n_sent_before = accounting(client.diagnostics())['received']
+        n_sent = 0
+        t0 = time.monotonic()
+        t_next, t_sample = t0, t0 + args.period
+        with open(out_dir / 'soak.csv', 'w', newline='') as f:
+            writer = csv.DictWriter(f, CSV_FIELDS)
+            writer.writeheader()
+            while time.monotonic() - t0 < args.minutes * 60 and proc.alive():
+                stamp = time.time_ns()
+                sent[stamp] = time.monotonic()
+                client.camera.publish(images[(i + n_sent) % len(images)], K, stamp)
+                n_sent += 1
+                t_next += 1.0 / args.rate
+                if time.monotonic() >= t_sample:
+                    rows.append(sampler.row(t0))
+                    writer.writerow({k: f'{v:.3f}' if isinstance(v, float) else v
+                                     for k, v in rows[-1].items()})
+                    f.flush()
+                    t_sample += args.period
+                    for stale in [s for s, t in sent.items() if time.monotonic() - t > 60]:
+                        del sent[stale]                       # dropped by the node (overload): no depth
+                result['hang_s'] = max(float(result['hang_s']), time.monotonic() - sampler.last_arrival)
+                time.sleep(max(0.0, t_next - time.monotonic()))
+        result['alive'] = proc.alive()
+        client.outputs.wait(lambda o: False, 3.0)          # the last frames finish
+        final = client.wait_diagnostics(lambda v: int(v.get('queue_depth', 1)) == 0
+                                        and int(v.get('in_inference', 1)) == 0, 15)
+        sampler.row(t0)
+        result['books'] = accounting(final)
+        result['sent'] = n_sent + n_sent_before
+        result['duplicates'] = sum(1 for n in sampler.seen.values() if n > 1)
+        result['depth_received'] = client.outputs.count('depth')
+    finally:
+        client.close()
+        result['returncode'] = proc.stop(signal.SIGINT, 60)
+        result['log'] = proc.log()[-3000:]
+    return result
+
+
+def goals(result: Dict[str, object], minutes: float, hang: float) -> List[tuple]:
+    """(goal, measured, ok) for every goal and invariant."""
+    rows = result['rows']
+    t = np.array([r['t_s'] for r in rows])
+    rss = np.array([r['rss_mb'] for r in rows])
+    out = np.array([r['output_hz'] for r in rows])
+    win = min(5.0, minutes / 3) * 60
+    after2 = rss[t >= min(120.0, t[-1] / 3)] if len(t) else rss
+    growth = float(after2[-1] - after2[0]) if len(after2) > 1 else float('nan')
+    peak = float(after2.max() - after2[0]) if len(after2) > 1 else float('nan')
+    first = float(out[t <= win].mean()) if (t <= win).any() else float('nan')
+    last = float(out[t >= t[-1] - win].mean()) if len(t) else float('nan')
+    change = (last - first) / first * 100 if first > 0 else float('nan')
+    books = result.get('books', {})
+    g = [
+        ('RSS growth after the first 2 min (end, peak) <= 5 MB', f'{growth:+.1f}, {peak:+.1f} MB',
+         growth <= 5.0),
+        (f'output rate last {win / 60:.1f} min vs first {win / 60:.1f} min within 5 %',
+         f'{last:.2f} vs {first:.2f} Hz ({change:+.1f} %)', abs(change) <= 5.0),
+        (f'no hang: depth at least every {hang:g} s', f'longest gap {float(result["hang_s"]):.1f} s',
+         float(result['hang_s']) <= hang),
+        ('node alive to the end, clean exit', f'alive {result.get("alive")}, exit {result.get("returncode")}',
+         bool(result.get('alive')) and result.get('returncode') == 0),
+        ('received == processed + dropped + pending',
+         f'{books.get("received")} = {books.get("processed")} + {books.get("dropped_total")} + '
+         f'{books.get("pending")} (balance {books.get("balance")})', books.get('balance') == 0),
+        ('every image sent was received', f'sent {result.get("sent")}, received {books.get("received")}',
+         result.get('sent') == books.get('received')),
+        ('accepted = published, no internal_error',
+         f'processed {books.get("processed")}, published {books.get("published")}, '
+         f'internal_error {books.get("dropped_internal_error")}',
+         books.get('processed') == books.get('published') and books.get('dropped_internal_error') == 0),
+        ('no stamp published twice', f'{result.get("duplicates")} duplicated of '
+                                     f'{result.get("depth_received")}', result.get('duplicates') == 0),
+    ]
+    return g
+
+
+def plot(rows: List[Dict[str, float]], path: Path, title: str) -> Optional[Path]:
+    """RSS, rates, latency and drops over time as one PNG (None without matplotlib)."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    t = np.array([r['t_s'] for r in rows]) / 60
+    fig, ax = plt.subplots(4, 1, figsize=(9, 10), sharex=True)
+    ax[0].plot(t, [r['rss_mb'] for r in rows])
+    ax[0].set_ylabel('node RSS (MiB)')
+    ax[1].plot(t, [r['input_hz'] for r in rows], label='input')
+    ax[1].plot(t, [r['output_hz'] for r in rows], label='depth out')
+    ax[1].set_ylabel('rate (Hz)')
+    ax[1].legend()
+    ax[2].plot(t, [r['latency_p50_ms'] for r in rows], label='p50')
+    ax[2].plot(t, [r['latency_p95_ms'] for r in rows], label='p95')
+    ax[2].set_ylabel('publish -> depth (ms)')
+    ax[2].legend()
+    ax[3].plot(t, [r['dropped_per_min'] for r in rows], label='drops / min')
+    ax3 = ax[3].twinx()
+    ax3.plot(t, [r['load1'] for r in rows], color='grey', alpha=0.5, label='load1')
+    ax3.set_ylabel('loadavg (1 min)')
+    ax[3].set_ylabel('drops / min')
+    ax[3].set_xlabel('minutes')
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog='python -m dro_depth.ros.soak',
+                                     description=__doc__.split('\n\n')[0])
+    parser.add_argument('--minutes', type=float, default=30.0)
+    parser.add_argument('--rate', type=float, default=30.0, help='camera rate (Hz)')
+    parser.add_argument('--input', default='640x480', help='image WIDTHxHEIGHT')
+    parser.add_argument('--period', type=float, default=10.0, help='seconds between samples')
+    parser.add_argument('--hang', type=float, default=10.0, help='longest acceptable gap between depths (s)')
+    parser.add_argument('--warmup', type=float, default=30.0, help='seconds streamed before sampling')
+    parser.add_argument('--timeout', type=float, default=300.0, help='start-up / warm-up limit (s)')
+    parser.add_argument('--out', default='soak', help='folder for soak.csv and soak.png')
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(150, 230)))
+    from .transport import ensure_fastdds_profile
+    ensure_fastdds_profile()
+    import torch
+    machine = (f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores, '
+               f'torch {torch.__version__}, '
+               f'load at start {" ".join(f"{v:.2f}" for v in _loadavg())}')
+    print(f'# soak: {args.minutes:g} min at {args.rate:g} Hz, {args.input}, node defaults; {machine}',
+          flush=True)
+    result = run_soak(args)
+    rows = result['rows']
+    if not rows:
+        print('no samples taken; node log:\n' + str(result['log']))
+        return 1
+    png = plot(rows, Path(args.out) / 'soak.png',
+               f'sfm_node soak {args.minutes:g} min at {args.rate:g} Hz ({args.input}); {machine}')
+    load = np.array([r['load1'] for r in rows])
+    lat50 = np.nanmedian([r['latency_p50_ms'] for r in rows])
+    lat95 = np.nanmedian([r['latency_p95_ms'] for r in rows])
+    print(f'# samples {len(rows)}, load1 mean {load.mean():.2f} '
+          f'(min {load.min():.2f}, max {load.max():.2f}); '
+          f'latency p50 {lat50:.0f} ms, p95 {lat95:.0f} ms (median over samples); '
+          f'input {np.mean([r["input_hz"] for r in rows]):.2f} Hz, '
+          f'drops/min {np.mean([r["dropped_per_min"] for r in rows]):.0f}')
+    print(f'# csv {Path(args.out) / "soak.csv"}' + (f', png {png}' if png else ''))
+    print(f'| {"goal":<58} | {"measured":<44} | ok |')
+    print(f'|{"-" * 60}|{"-" * 46}|----|')
+    ok_all = True
+    for goal, measured, ok in goals(result, args.minutes, args.hang):
+        ok_all &= bool(ok)
+        print(f'| {goal:<58} | {measured:<44} | {"yes" if ok else "NO"} |')
+    if not ok_all:
+        print('node log tail:\n' + str(result['log'])[-1500:])
+    return 0 if ok_all else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
