@@ -42,10 +42,11 @@ def _rel_err(out: torch.Tensor, record) -> float:
     return float((flat - record['sample']).abs().max() / record['absmax'])
 
 
-FAST = [('B', False, torch.float64), ('B', True, torch.float64), ('B', False, torch.float32),
-        ('B', True, torch.float32), ('A', False, torch.float32), ('C', True, torch.float32)]
+FAST = [('B', False, torch.float64), ('B', True, torch.float32), ('A', False, torch.float32),
+        ('C', True, torch.float32)]
 SLOW = [('A', False, torch.float64), ('A', True, torch.float64), ('C', False, torch.float64),
-        ('C', True, torch.float64), ('A', True, torch.float32), ('C', False, torch.float32)]
+        ('C', True, torch.float64), ('B', True, torch.float64), ('A', True, torch.float32),
+        ('C', False, torch.float32), ('B', False, torch.float32)]
 
 
 def _check(ref, case, metric, dtype):
@@ -102,14 +103,14 @@ def test_encoder_hooks_and_dpt_stages_float64(ref):
 
 
 def test_batch_and_dtype_consistency_on_made_up_size(ref):
-    """A size not in the reference (196x350, grid 14x25): batch items are independent, float32 ~ float64."""
+    """A size not in the reference (140x238, grid 10x17): batch items are independent, float32 ~ float64."""
     torch.manual_seed(0)
-    x = torch.randn(2, 3, 196, 350, dtype=torch.float64)
+    x = torch.randn(2, 3, 140, 238, dtype=torch.float64)
     m64, m32 = _model(ref, True, torch.float64), _model(ref, True, torch.float32)
     with torch.no_grad():
         both = m64(x)
         single = m64(x[1:])
         f32 = m32(x.float())
-    assert both.shape == (2, 196, 350)
+    assert both.shape == (2, 140, 238)
     assert float((both[1:] - single).abs().max()) <= 1e-10 * float(single.abs().max())
     assert float((f32.double() - both).abs().max()) <= 1e-4 * float(both.abs().max())
