@@ -1,8 +1,8 @@
 """Guard of the bundled DRO model's accuracy on held-out synthetic scenes (seeds >= 1000, never trained on).
 
-A few frames, median-scaled per frame like ``python -m dro_depth.evaluation.dro_heldout``. The threshold sits
-between the bundled model (0.25 on these 9 samples, 0.27 on the full set) and a constant map (0.62 here), and the
-test checks both sides on the same frames, so a broken, untrained or constant model fails it.
+A few frames, median-scaled per frame like ``python -m dro_depth.evaluation.dro_heldout``. The threshold
+sits between the bundled model (0.25 on these 9 samples, 0.27 on the full set) and a constant map (0.62
+here), and the test checks both sides on the same frames, so a broken, untrained or constant model fails.
 """
 from __future__ import annotations
 
