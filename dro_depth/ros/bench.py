@@ -56,7 +56,7 @@ def measure_overhead(frames: int, height: int, width: int) -> Dict[str, List[flo
 
     images, K = _frames(min(frames, 10), height, width)
     values = defaults()
-    values.update(publish_points=True, points_decimation=4, publish_tf=False)
+    values.update(publish_points=True, points_decimation=4, points_allow_unscaled=True, publish_tf=False)
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node('bench_outputs', context=ctx, namespace='/bench')

@@ -25,6 +25,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from dro_depth.geometry import IntrinsicsError, PinholeCamera, quaternion_to_matrix
+from dro_depth.geometry.cloud import CloudFilter, CloudPoints, filter_points
 from dro_depth.geometry import matrix_to_quaternion as rotation_to_quaternion
 from dro_depth.errors import DroDepthError
 
@@ -265,76 +266,87 @@ _CLOUD_FIELDS = [
 ]
 
 
-@functools.lru_cache(maxsize=8)
-def _rays_cached(shape: Tuple[int, int], K_bytes: bytes, decimation: int) -> Tuple[np.ndarray, np.ndarray]:
-    K = np.frombuffer(K_bytes, dtype=np.float64).reshape(3, 3)
-    v, u = np.mgrid[0:shape[0]:decimation, 0:shape[1]:decimation].astype(np.float64)
-    fx, fy, cx, cy, skew = K[0, 0], K[1, 1], K[0, 2], K[1, 2], K[0, 1]
-    ray_y = (v - cy) / fy
-    ray_x = ((u - cx) - skew * ray_y) / fx
-    return ray_x.astype(np.float32), ray_y.astype(np.float32)
+_XYZ_FIELDS = _CLOUD_FIELDS[:3]
 
 
-def _rays(shape: Tuple[int, ...], K: np.ndarray, decimation: int) -> Tuple[np.ndarray, np.ndarray]:
-    """x/z and y/z of the decimated pixel grid (cached: the camera rarely changes)."""
-    return _rays_cached((int(shape[0]), int(shape[1])), np.ascontiguousarray(K, np.float64).tobytes(), decimation)
+def points_to_pointcloud2(points: CloudPoints, rgb: Optional[np.ndarray] = None,
+                          header: Optional[Header] = None) -> PointCloud2:
+    """Pack filtered points (:func:`dro_depth.geometry.cloud.filter_points`) as an unorganised cloud.
+
+    Args:
+        points: xyz float32 (N, 3) metres in the optical frame + each point's pixel index.
+        rgb: uint8 (H, W, 3) (or (H, W) grey) image at the depth's size: adds an ``rgb`` field (the uint32
+            0x00RRGGBB reinterpreted as float32, as RViz expects); None = fields x, y, z only.
+        header: the image's stamp and the camera's optical frame.
+
+    Returns:
+        PointCloud2 with height 1, float32 x y z (+ rgb), ``is_dense`` True only when every point is finite.
+    """
+    xyz = np.asarray(points.xyz, dtype=np.float32)
+    n = int(xyz.shape[0])
+    if rgb is None:
+        data, fields = np.ascontiguousarray(xyz), list(_XYZ_FIELDS)
+    else:
+        c = np.asarray(rgb)
+        if c.shape[:2] != tuple(points.shape):
+            raise DroDepthError(f'rgb shape {c.shape} does not match the depth shape {points.shape}')
+        c = c.reshape(c.shape[0] * c.shape[1], -1)[points.index].astype(np.uint32)
+        if c.shape[1] == 1:
+            c = np.repeat(c, 3, axis=1)
+        data = np.empty((n, 4), dtype=np.float32)
+        data[:, :3] = xyz
+        data.view(np.uint32)[:, 3] = (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+        fields = list(_CLOUD_FIELDS)
+    step = 4 * data.shape[1]
+    msg = PointCloud2(height=1, width=n, fields=fields, is_bigendian=_HOST_BIG_ENDIAN, point_step=step,
+                      row_step=step * n, is_dense=bool(np.isfinite(xyz).all()))
+    if header is not None:
+        msg.header = header
+    msg.data = data.tobytes()
+    return msg
 
 
 def depth_to_pointcloud2(depth: np.ndarray, K: np.ndarray, rgb: Optional[np.ndarray] = None,
-                         header: Optional[Header] = None, decimation: int = 1) -> PointCloud2:
+                         header: Optional[Header] = None, decimation: int = 1,
+                         cloud_filter: Optional[CloudFilter] = None) -> PointCloud2:
     """Back-project a depth map into an unorganised ``PointCloud2`` with fields x, y, z, rgb.
 
     Args:
         depth: float32 [H, W], metres along optical z, NaN (or <= 0) where invalid: those pixels are skipped.
         K: 3x3 intrinsics of ``depth``.
-        rgb: uint8 [H, W, 3] colours (or [H, W] grey); white when None. Packed as RViz expects: the
-            uint32 0x00RRGGBB reinterpreted as a float32.
+        rgb: uint8 [H, W, 3] colours (or [H, W] grey); white when None.
         header: copied (frame = the camera's optical frame).
-        decimation: keep every n-th pixel in x and y.
+        decimation: keep every n-th pixel in x and y (ignored when ``cloud_filter`` is given).
+        cloud_filter: the navigation filter (:class:`~dro_depth.geometry.cloud.CloudFilter`); None = only
+            invalid pixels are dropped. No confidence here: use filter_points + points_to_pointcloud2.
 
     Returns:
-        PointCloud2 with height 1, point_step 16, is_dense True.
+        PointCloud2 with height 1, point_step 16; is_dense True only when every point is finite.
     """
     if decimation < 1:
         raise ValueError(f'decimation must be >= 1, got {decimation}')
     depth = np.asarray(depth, dtype=np.float32)
-    d = depth[::decimation, ::decimation]
-    ray_x, ray_y = _rays(depth.shape, np.asarray(K, dtype=np.float64), decimation)
-    with np.errstate(over='ignore', invalid='ignore'):
-        valid = np.isfinite(d) & (d > 0)
-        valid &= np.isfinite(ray_x * d) & np.isfinite(ray_y * d)    # is_dense: no +-inf point either
-    z = d[valid]
-    x = ray_x[valid] * z
-    y = ray_y[valid] * z
-    points = np.empty((z.size, 4), dtype=np.float32)
-    points[:, 0] = x
-    points[:, 1] = y
-    points[:, 2] = z
+    if cloud_filter is None:
+        cloud_filter = CloudFilter(decimation=decimation, min_range=0.0, max_range=float('inf'),
+                                   edge_threshold=0.0)
+    points = filter_points(depth, K, cloud_filter)
     if rgb is None:
-        packed = np.full(z.size, 0x00FFFFFF, dtype=np.uint32)
-    else:
-        c = np.asarray(rgb)[::decimation, ::decimation]
-        c = c[valid].astype(np.uint32)
-        if c.ndim == 1:
-            c = np.repeat(c[:, None], 3, axis=1)
-        packed = (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
-    points.view(np.uint32)[:, 3] = packed
-    msg = PointCloud2(height=1, width=int(z.size), fields=list(_CLOUD_FIELDS), is_bigendian=_HOST_BIG_ENDIAN,
-                      point_step=16, row_step=16 * int(z.size), is_dense=True)
-    if header is not None:
-        msg.header = header
-    msg.data = points.tobytes()
-    return msg
+        rgb = np.full(depth.shape + (3,), 255, dtype=np.uint8)
+    return points_to_pointcloud2(points, rgb, header)
 
 
-def pointcloud2_to_array(msg: PointCloud2) -> Tuple[np.ndarray, np.ndarray]:
-    """Read a cloud made by :func:`depth_to_pointcloud2`: xyz float32 [N, 3] and rgb uint8 [N, 3]."""
+def pointcloud2_to_array(msg: PointCloud2) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Read a cloud made here: xyz float32 [N, 3] and rgb uint8 [N, 3] (None without an rgb field)."""
     names = [f.name for f in msg.fields]
-    if names[:4] != ['x', 'y', 'z', 'rgb'] or msg.point_step != 16:
-        raise ValueError(f'expected fields x, y, z, rgb with point_step 16, got {names} / {msg.point_step}')
+    width = 4 if names[:4] == ['x', 'y', 'z', 'rgb'] else 3
+    if names[:3] != ['x', 'y', 'z'] or msg.point_step != 4 * width:
+        raise ValueError(f'expected fields x, y, z[, rgb] with point_step 12 or 16, got {names} / '
+                         f'{msg.point_step}')
     n = int(msg.width) * int(msg.height)
     dtype = np.dtype('>f4' if msg.is_bigendian else '<f4')
-    raw = np.frombuffer(msg.data, dtype=dtype, count=n * 4).reshape(n, 4).astype(np.float32)
+    raw = np.frombuffer(msg.data, dtype=dtype, count=n * width).reshape(n, width).astype(np.float32)
+    if width == 3:
+        return raw.copy(), None
     packed = raw[:, 3].copy().view(np.uint32)
     rgb = np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=1).astype(np.uint8)
     return raw[:, :3].copy(), rgb

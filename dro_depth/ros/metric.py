@@ -158,6 +158,11 @@ class MetricBranch:
         self.pub_info.publish(camera_info_for(job.info, job.header, w, h))
 
     # ------------------------------------------------------------------ read-out
+    def scale_regime(self) -> str:
+        """'dro_units' | 'converging' | 'metric': the unit of the depth :meth:`process` last returned."""
+        with self._lock:
+            return self.scaler.regime.value
+
     def diagnostics(self) -> Dict[str, Any]:
         with self._lock:
             d = self.scaler.diagnostics()

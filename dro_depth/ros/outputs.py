@@ -16,7 +16,12 @@ from nav_msgs.msg import Odometry, Path
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
-from .conversions import (camera_info_for, depth_to_pointcloud2, float_to_image, matrix_to_pose, stamp_to_sec)
+from dro_depth.errors import DroDepthError
+from dro_depth.geometry.cloud import CloudFilter, filter_points
+
+from .conversions import (camera_info_for, float_to_image, matrix_to_pose, points_to_pointcloud2,
+                          stamp_to_sec)
+from .diagnostics import LOG_THROTTLE_S
 from .frames import LARGE_VARIANCE, T_BASE_OPTICAL, TfBridge, odom_poses, rotate_covariance, twist_from_poses
 from .qos import output_qos
 
@@ -61,6 +66,7 @@ class OutputPublisher:
         self.T_base_cam: Optional[np.ndarray] = None
         self.T_base_cam_source = ''
         self._warned_frame = False
+        self.points_withheld = ''            # why the last cloud was not sent ('' = sent or not asked for)
 
     # ------------------------------------------------------------------ frames
     def camera_frame(self, image_header: Header) -> str:
@@ -87,8 +93,12 @@ class OutputPublisher:
         return self.T_base_cam
 
     # ------------------------------------------------------------------ publishing
-    def publish(self, result: Any, image_msg: Image, info_msg: CameraInfo, rgb: Optional[np.ndarray]) -> None:
+    def publish(self, result: Any, image_msg: Image, info_msg: CameraInfo, rgb: Optional[np.ndarray],
+                scale_regime: str = 'dro_units') -> None:
         """Publish every enabled output of ``result`` (an estimator FrameResult) for ``image_msg``.
+
+        ``scale_regime`` ('dro_units' | 'converging' | 'metric'): points are published only when it is
+        'metric', unless ``points_allow_unscaled`` (a voxel layer must never receive DRO units).
 
         All or nothing: every message is built first, so a failure while converting (raised to the
         caller, which counts it) leaves nothing of this frame published.
@@ -104,9 +114,9 @@ class OutputPublisher:
         if values['publish_confidence']:
             out.append((self.confidence, float_to_image(result.confidence, cam_header)))
         if values['publish_points'] and self.points.get_subscription_count() > 0:
-            K = result.camera.K if result.camera is not None else np.asarray(info_msg.k).reshape(3, 3)
-            out.append((self.points, depth_to_pointcloud2(result.depth, K, rgb, cam_header,
-                                                          int(values['points_decimation']))))
+            cloud = self._cloud(result, info_msg, rgb, cam_header, scale_regime)
+            if cloud is not None:
+                out.append((self.points, cloud))
 
         T_base_cam = self._resolve_base_cam(cam_header.frame_id)
         T_odom_base, T_odom_cam = odom_poses(result.T_world_cam, T_base_cam)
@@ -126,6 +136,24 @@ class OutputPublisher:
                 self._tf.broadcast(T_odom_base, values['odom_frame'], values['base_frame'], stamp)
             else:
                 self._tf.broadcast(T_odom_cam, values['odom_frame'], cam_header.frame_id, stamp)
+
+    def _cloud(self, result: Any, info_msg: CameraInfo, rgb: Optional[np.ndarray], header: Header,
+               scale_regime: str) -> Optional[PointCloud2]:
+        """The filtered navigation cloud (dro_depth.geometry.cloud), or None while it must not be sent."""
+        values = self._values
+        if scale_regime != 'metric' and not values['points_allow_unscaled']:
+            self.points_withheld = scale_regime
+            return None
+        self.points_withheld = ''
+        try:
+            cfg = CloudFilter.from_values(values)
+        except DroDepthError as exc:                 # e.g. points_min_range >= points_max_range at run time
+            self._node.get_logger().warning(f'points not published: {exc}',
+                                            throttle_duration_sec=LOG_THROTTLE_S)
+            self.points_withheld = 'bad_parameters'
+            return None
+        K = result.camera.K if result.camera is not None else np.asarray(info_msg.k).reshape(3, 3)
+        return points_to_pointcloud2(filter_points(result.depth, K, cfg, result.confidence), rgb, header)
 
     def _odometry(self, result: Any, header: Header, T_odom_base: np.ndarray, T_base_cam: np.ndarray,
                   lost: bool) -> Odometry:
@@ -161,5 +189,6 @@ class OutputPublisher:
             tf = 'publishing'
         else:
             tf = 'off' if self._tf.available else 'tf2_ros missing'
-        return {'base_to_camera': self.T_base_cam_source or 'unknown', 'tf': tf}
+        return {'base_to_camera': self.T_base_cam_source or 'unknown', 'tf': tf,
+                'points_withheld': self.points_withheld}
 

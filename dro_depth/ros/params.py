@@ -164,6 +164,18 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec('publish_points', False, 'publish the coloured point cloud on points (run-time)', dynamic=True),
     ParamSpec('points_decimation', 4, 'keep every n-th pixel (in x and y) in the point cloud (run-time)',
               low=1, high=64, step=1, dynamic=True),
+    ParamSpec('points_min_confidence', 0.5, 'cloud: drop pixels whose confidence is below (run-time; see '
+              'README Use with Nav2 for the measurement)', low=0.0, high=1.0, dynamic=True),
+    ParamSpec('points_min_range', 0.1, 'cloud: drop points nearer than this, metres from the optical centre '
+              '(run-time)', low=0.0, high=1e4, dynamic=True,
+              constraint='points_min_range < points_max_range'),
+    ParamSpec('points_max_range', 10.0, 'cloud: drop points farther than this, metres (run-time)',
+              low=0.01, high=1e4, dynamic=True, constraint='points_min_range < points_max_range'),
+    ParamSpec('points_edge_threshold', 0.05, 'cloud: drop flying pixels whose relative depth jump to a '
+              'neighbour exceeds this; 0 = off (run-time)', low=0.0, high=10.0, dynamic=True),
+    ParamSpec('points_allow_unscaled', False, 'cloud: also publish while the scale regime is not metric '
+              '(DRO units or converging); off keeps a voxel layer from ever receiving DRO units (run-time)',
+              dynamic=True),
     ParamSpec('publish_path', True, 'publish the trajectory on path (run-time)', dynamic=True),
     ParamSpec('path_max_length', 1000, 'poses kept in the published path', low=1, high=100000, step=1),
     ParamSpec('publish_confidence', True, 'publish the confidence image (run-time)', dynamic=True),

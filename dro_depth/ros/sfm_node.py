@@ -269,7 +269,8 @@ class SfmNode(Node):
             self.stats.frame_processed(inference_ms)
             return
         t1 = time.perf_counter()
-        self.outputs.publish(result, image, info, rgb)      # all or nothing; a failure is internal_error
+        regime = self.metric.scale_regime() if self.metric is not None else 'dro_units'
+        self.outputs.publish(result, image, info, rgb, regime)   # all or nothing; a failure is internal_error
         publish_ms = (time.perf_counter() - t1) * 1e3
         self.stats.frame_processed(inference_ms)            # counted once: processed or dropped, never both
         now_ns = self.get_clock().now().nanoseconds
