@@ -49,7 +49,7 @@ def test_outputs_for_tracking_then_lost(ros_env):
             state = TrackingState.LOST if k == 4 else TrackingState.TRACKING
             image, info = camera_messages(rgb, K, stamp, 'cam_optical')
             z = 0.1 * min(k, 3)                               # the estimator holds the pose while lost
-            outputs.publish(_result(z, stamp * 1e-9, state, cov * (k + 1), camera), image, info, rgb)
+            outputs.publish(_result(z, stamp * 1e-9, state, cov * (k + 1), camera), image, info, rgb, 'metric')
         outs = client.outputs
         assert outs.wait(lambda o: all(o.count(n) == 5 for n in ('depth', 'odom', 'pose', 'path', 'points')), 10)
 

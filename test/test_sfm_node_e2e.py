@@ -22,6 +22,7 @@ PATH_MAX = 5
 PARAMS = {
     'device': 'cpu', 'cpu_threads': 1, 'width': 128, 'height': 96, 'iterations': 2, 'num_refs': 1,
     'path_max_length': PATH_MAX, 'publish_points': True, 'points_decimation': 4,
+    'points_allow_unscaled': True,     # the format is checked here; the metric gate in test_points_node.py
     'diagnostics_period': 0.25, 'pairing_queue_size': 3, 'odom_frame': 'odom', 'base_frame': 'base_link',
     'metric.rate': 2,          # the bundled light metric model on every 2nd frame
 }
