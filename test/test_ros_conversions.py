@@ -163,21 +163,23 @@ def test_pose_round_trip_and_known_quaternion():
         np.testing.assert_allclose(pose_to_matrix(matrix_to_pose(T)), T, atol=1e-9)
 
 
-def test_numpy_quaternion_matches_the_geometry_module():
-    from dro_depth.geometry import matrix_to_quaternion
+def test_quaternions_match_the_axis_angle_closed_form():
+    """Checked against q = (k sin(t/2), cos(t/2)), independent of the Shepperd implementation."""
+    from dro_depth.geometry import quaternion_to_matrix
     from dro_depth.ros.conversions import rotation_to_quaternion
-    rotations = [np.eye(3), np.diag([1.0, -1, -1]), np.diag([-1.0, 1, -1]), np.diag([-1.0, -1, 1])]
+    cases = [(np.array([1.0, 0, 0]), np.pi), (np.array([0, 1.0, 0]), np.pi), (np.array([0, 0, 1.0]), np.pi),
+             (np.array([0, 0, 1.0]), 0.0)]
     for _ in range(200):
         a = RNG.normal(size=3)
-        angle = RNG.uniform(0, np.pi)
-        k = a / np.linalg.norm(a)
+        cases.append((a / np.linalg.norm(a), RNG.uniform(0, np.pi)))
+    for k, angle in cases:
         Kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-        rotations.append(np.eye(3) + np.sin(angle) * Kx + (1 - np.cos(angle)) * Kx @ Kx)
-    for R in rotations:
+        R = np.eye(3) + np.sin(angle) * Kx + (1 - np.cos(angle)) * Kx @ Kx       # Rodrigues
+        expected = np.append(k * np.sin(angle / 2), np.cos(angle / 2))
         q = rotation_to_quaternion(R)
-        ref = matrix_to_quaternion(R)
         assert np.isclose(np.linalg.norm(q), 1.0) and q[3] >= 0
-        assert min(np.abs(q - ref).max(), np.abs(q + ref).max()) < 1e-6   # same rotation (sign at w = 0)
+        assert min(np.abs(q - expected).max(), np.abs(q + expected).max()) < 1e-6  # sign free at w = 0
+        np.testing.assert_allclose(quaternion_to_matrix(q), R, atol=1e-9)
 
 
 def test_stamps_are_exact():

@@ -1,4 +1,5 @@
 """Image + CameraInfo pairing by exact stamp, with bounded buffers and counted misses."""
+import sys
 import threading
 
 import numpy as np
@@ -57,28 +58,37 @@ def test_duplicate_image_stamp_keeps_the_newer():
 
 
 def test_thread_safety_under_concurrent_streams():
-    p = ExactTimePairer(queue_size=1000)
+    """Both streams carry every stamp and nothing is evicted, so every image must be paired exactly once.
+
+    Without the lock, add_image and add_info can each miss the other's message and both store theirs: a
+    pair is lost (left pending). A barrier makes both threads add the same stamp at the same moment, and a
+    tiny switch interval lets the interpreter switch between a lookup and a store.
+    """
+    n = 1500
+    p = ExactTimePairer(queue_size=2 * n)
     pairs = []
+    barrier = threading.Barrier(2)
 
-    def images():
-        for i in range(2000):
-            r = p.add_image(i, i)
+    def stream(add):
+        for i in range(n):
+            barrier.wait(10)
+            r = add(i, i)
             if r:
                 pairs.append(r)
 
-    def infos():
-        for i in range(2000):
-            r = p.add_info(i, i)
-            if r:
-                pairs.append(r)
-
-    threads = [threading.Thread(target=images), threading.Thread(target=infos)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert len(pairs) + p.unpaired_images == 2000
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=stream, args=(add,)) for add in (p.add_image, p.add_info)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        sys.setswitchinterval(old)
+    assert sorted(a for a, _ in pairs) == list(range(n)), 'a pair was lost or made twice'
     assert all(a == b for a, b in pairs)
+    assert p.pending_images == 0 and p.pending_infos == 0 and p.paired == n
 
 
 def test_live_pairing_over_ros(ros_env):
