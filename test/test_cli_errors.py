@@ -1,4 +1,4 @@
-"""Every `dro-depth` user error ends with one clear line on stderr and exit code 2, no traceback (issue 13)."""
+"""Every `dro-depth` user error ends with one clear line on stderr and exit code 2, no traceback."""
 import pytest
 
 from dro_depth import cli
@@ -44,7 +44,8 @@ def test_train_with_a_bad_config(tmp_path, capsys, text, needle):
 
 
 def test_missing_paths(tmp_path, capsys):
-    code, err, lines = _run(capsys, ['train', '--config', str(tmp_path / 'none.yaml'), '--out', str(tmp_path)])
+    missing = str(tmp_path / 'none.yaml')
+    code, err, lines = _run(capsys, ['train', '--config', missing, '--out', str(tmp_path)])
     assert code == 2 and len(lines) == 1 and 'none.yaml' in lines[0] and 'Traceback' not in err
     code, err, lines = _run(capsys, ['eval', '--bag', str(tmp_path / 'nobag'), '--image-topic', '/i',
                                      '--camera-info-topic', '/c', '--out', str(tmp_path / 'o')])

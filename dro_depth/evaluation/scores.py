@@ -263,7 +263,7 @@ def ate(est: np.ndarray, ref: np.ndarray, stamps: np.ndarray | None = None,
 
 
 def rotation_errors_deg(R_est: np.ndarray, R_ref: np.ndarray) -> np.ndarray:
-    """Per-pose rotation error (degrees) after the one global rotation that best maps ``R_est`` onto ``R_ref``.
+    """Per-pose rotation error (degrees) after the global rotation that best maps ``R_est`` onto ``R_ref``.
 
     The global rotation is the chordal L2 mean of ``R_ref_i R_est_i^T`` (SVD projection onto SO(3)), i.e. an
     alignment on orientations themselves, independent of the path's shape.

@@ -197,7 +197,8 @@ def camera_from_info(info: CameraInfo, width: Optional[int] = None,
     """The pinhole camera of the image that ``info`` describes, as delivered.
 
     A rectified image (the default, ``image_rect``) uses ``P[:, :3]``; ``rectified=False`` (an undistorted
-    raw pipeline) uses ``K`` (see :meth:`PinholeCamera.from_camera_info`). Binning and a region of interest (as image_geometry applies them) are folded into K, so the camera
+    raw pipeline) uses ``K`` (see :meth:`PinholeCamera.from_camera_info`). Binning and a region of
+    interest (as image_geometry applies them) are folded into K, so the camera
     matches the published image. If ``width``/``height`` (the image's size) are given they must agree.
 
     Raises:

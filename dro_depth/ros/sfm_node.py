@@ -155,7 +155,8 @@ class SfmNode(Node):
         pixels = int(image.width) * int(image.height)
         if pixels > self.values['max_input_pixels']:
             self._bad('too_large', f'image is {image.width}x{image.height} = {pixels} pixels, above '
-                                   f'max_input_pixels {self.values["max_input_pixels"]} (dropped before any copy)')
+                                   f'max_input_pixels {self.values["max_input_pixels"]} '
+                                   '(dropped before any copy)')
             return
         self.worker.submit(Frame(image, info, time.monotonic()))
         self.stats.queue_depth(self.worker.waiting())
