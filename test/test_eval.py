@@ -88,13 +88,19 @@ def test_corrupt_bag_is_a_clear_error(tmp_path, capsys):
 
 def test_short_bag_has_error_maps_and_says_why_pose_is_missing(tmp_path):
     seq = generate_sequence('indoor', seed=4, n_frames=2, height=60, width=80)
-    path = write_sequence_bag(seq, tmp_path / 'short', storage='mcap')
+    path = write_sequence_bag(seq, tmp_path / 'short', storage='mcap', world_frame='world')
     out = tmp_path / 'r'
     rc = eval_main(['--bag', str(path), *ARGS, '--depth-gt-topic', '/depth', '--pose-gt-topic', '/pose',
                     '--out', str(out)])
     assert rc == 0 and (out / 'error_maps.png').is_file()         # README: written for every bag with depth
     m = json.loads((out / 'metrics.json').read_text())
     assert 'at least 3' in m['pose']['error'] and '/pose' in m['pose']['error']
+    # the output poses are anchored at the ground truth, so they are expressed in its frame
+    from rosbags.highlevel import AnyReader
+    with AnyReader([out / 'estimates']) as reader:
+        conns = [c for c in reader.connections if c.topic in ('/dro/pose', '/dro/odom')]
+        frames = {reader.deserialize(raw, c.msgtype).header.frame_id for c, _, raw in reader.messages(conns)}
+    assert frames == {'world'}
 
 
 def test_overwrite_replaces_the_old_report_atomically(bag, tmp_path, monkeypatch):

@@ -183,6 +183,7 @@ def _iterate(reader, path: Path, img_t, info_t, depth_t, pose_t, K, pose_toleran
     # pass 1: the small messages (camera_info, poses) and the set of depth stamps
     infos: dict[int, tuple] = {}
     poses: dict[int, np.ndarray] = {}
+    pose_frames: dict[int, str] = {}
     depth_stamps: set[int] = set()
     small = [c for t in (info_t, pose_t, depth_t) if t for c in by_topic[t]]
     for conn, _, raw in reader.messages(connections=small):
@@ -194,6 +195,7 @@ def _iterate(reader, path: Path, img_t, info_t, depth_t, pose_t, K, pose_toleran
                          msg.distortion_model, int(msg.width), int(msg.height))
         elif conn.topic == pose_t:
             poses[st] = pose_from_msg(msg, conn.msgtype)
+            pose_frames[st] = str(getattr(getattr(msg, 'header', None), 'frame_id', '') or '')
         else:
             depth_stamps.add(st)
     if info_t and not infos:
@@ -218,14 +220,16 @@ def _iterate(reader, path: Path, img_t, info_t, depth_t, pose_t, K, pose_toleran
                 logger.warning('camera_info size %dx%d differs from image size %dx%d in %s', w, h,
                                arr.shape[1],
                                arr.shape[0], path)
-        pose = poses.get(stamp)
+        pose, pose_stamp = poses.get(stamp), stamp
         if pose is None and pose_tolerance > 0 and len(pose_stamps):
             j = int(np.argmin(np.abs(pose_stamps - stamp)))
             if abs(int(pose_stamps[j]) - stamp) <= pose_tolerance * 1e9:
-                pose = poses[int(pose_stamps[j])]
+                pose_stamp = int(pose_stamps[j])
+                pose = poses[pose_stamp]
         return Frame(index=index, stamp=stamp * 1e-9, stamp_ns=stamp, image=to_rgb(arr, enc), K=k.copy(),
                      depth=depth, pose=None if pose is None else pose.copy(), frame_id=msg.header.frame_id,
-                     encoding=enc, D=d, distortion_model=model)
+                     encoding=enc, D=d, distortion_model=model,
+                     pose_frame_id=pose_frames.get(pose_stamp, '') if pose is not None else '')
 
     # pass 2: images and depth in bag order; an image waits for a depth with its stamp if one exists
     pending_img: dict[int, tuple] = {}

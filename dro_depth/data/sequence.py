@@ -45,6 +45,8 @@ class Frame:
         frame_id: camera frame of the image header.
         encoding: encoding of the source image ('rgb8', 'bgr8', 'mono8', 'png', ...).
         D: distortion coefficients (may be empty); ``distortion_model`` its model name.
+        pose_frame_id: the frame ``pose`` is expressed in (the ground truth's header frame, e.g. 'world'),
+            '' when unknown.
     """
     index: int
     stamp: float
@@ -57,6 +59,7 @@ class Frame:
     encoding: str = 'rgb8'
     D: np.ndarray = field(default_factory=lambda: np.zeros(0))
     distortion_model: str = 'plumb_bob'
+    pose_frame_id: str = ''
 
     @property
     def height(self) -> int:

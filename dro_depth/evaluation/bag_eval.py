@@ -161,6 +161,7 @@ def evaluate_bag(opts: EvalOptions) -> Dict[str, Any]:
         rows: List[Dict[str, Any]] = []
         est_poses, gt_poses, stamps, maps = [], [], [], []
         anchor: Optional[np.ndarray] = None
+        world = 'odom'                                # the estimate's own frame until anchored at GT
         skipped: Dict[str, int] = {}
         bar = tqdm(total=total, desc='eval', unit='frame', disable=not opts.progress, dynamic_ncols=True)
         with BagWriter(tmp / 'estimates', storage=opts.storage) as bag:
@@ -176,11 +177,12 @@ def evaluate_bag(opts: EvalOptions) -> Dict[str, Any]:
                     continue
                 if frame.pose is not None and anchor is None:
                     anchor = frame.pose
+                    world = frame.pose_frame_id or world      # anchored at GT: expressed in the GT's frame
                 T_out = (anchor if anchor is not None else np.eye(4)) @ res.T_world_cam
                 bag.write_depth('/dro/depth', frame.stamp_ns, res.depth, frame_id=frame.frame_id)
-                bag.write_pose('/dro/pose', frame.stamp_ns, T_out)
+                bag.write_pose('/dro/pose', frame.stamp_ns, T_out, frame_id=world)
                 bag.write_odometry('/dro/odom', frame.stamp_ns, T_out, covariance=res.covariance,
-                                   child_frame_id=frame.frame_id)
+                                   frame_id=world, child_frame_id=frame.frame_id)
                 row: Dict[str, Any] = {'index': frame.index, 'stamp': frame.stamp, 'state': res.state.value,
                                        'latency_ms': res.timings['total'], 'iterations': res.iterations}
                 if frame.depth is not None:
