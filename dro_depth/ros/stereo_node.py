@@ -33,9 +33,10 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2, RegionOfInterest
 from stereo_msgs.msg import DisparityImage
 
 from dro_depth.errors import DroDepthError
-from .conversions import (COLOR_ENCODINGS, depth_to_pointcloud2, float_to_image, image_to_rgb, stamp_to_ns,
+from dro_depth.geometry.cloud import CloudFilter, filter_points
+from .conversions import (COLOR_ENCODINGS, float_to_image, image_to_rgb, points_to_pointcloud2, stamp_to_ns,
                           stamp_to_sec)
-from .diagnostics import DiagnosticsReporter
+from .diagnostics import LOG_THROTTLE_S, DiagnosticsReporter
 from .qos import describe_qos, diagnostics_qos, input_qos, output_qos
 from .stats import NodeStats
 from .stereo_pairing import StereoPairer
@@ -252,8 +253,14 @@ class StereoNode(Node):
                           k=frame.left_info.k, r=frame.left_info.r, p=frame.left_info.p)
         self._pub_info.publish(info)
         if self.values['publish_points']:
-            self._pub_points.publish(depth_to_pointcloud2(result.depth, calib.K, rgb, header,
-                                                          self.values['points_decimation']))
+            try:                      # the one navigation filter (dro_depth.geometry.cloud); stereo is metric
+                cfg = CloudFilter.from_values(self.values)
+            except DroDepthError as exc:          # e.g. points_min_range >= points_max_range at run time
+                self.get_logger().warning(f'points not published: {exc}',
+                                          throttle_duration_sec=LOG_THROTTLE_S)
+                return
+            points = filter_points(result.depth, calib.K, cfg, getattr(result, 'confidence', None))
+            self._pub_points.publish(points_to_pointcloud2(points, rgb, header))
 
     def _bad(self, reason: str, detail: str) -> None:
         self.stats.drop(reason, detail)
