@@ -21,7 +21,7 @@ from dro_depth.ros.conversions import stamp_to_ns  # noqa: E402
 
 FRAME_ID = 'scale_camera_optical_frame'
 H, W = 96, 128
-N_FRAMES = 36
+N_FRAMES = 20
 PARAMS = {
     'device': 'cpu', 'cpu_threads': 1, 'width': 128, 'height': 96, 'iterations': 2, 'num_refs': 1,
     'diagnostics_period': 0.2, 'metric.rate': 1, 'metric.domain': 'indoor', 'publish_points': False,
