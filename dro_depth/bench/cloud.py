@@ -19,18 +19,18 @@ import numpy as np
 from dro_depth.geometry.cloud import CloudFilter, filter_points
 
 #: (label, filter) rows of the accuracy table; decimation 4 throughout (the node's default).
+_OFF = dict(decimation=4, min_range=0.0, max_range=float('inf'), edge_threshold=0.0, min_confidence=0.0)
 SETTINGS: Tuple[Tuple[str, CloudFilter], ...] = (
-    ('unfiltered', CloudFilter(decimation=4, min_range=0.0, max_range=float('inf'), edge_threshold=0.0)),
-    ('range 0.1-10 m', CloudFilter(decimation=4, min_range=0.1, max_range=10.0, edge_threshold=0.0)),
-    ('edge 0.10', CloudFilter(decimation=4, min_range=0.0, max_range=float('inf'), edge_threshold=0.10)),
-    ('edge 0.05', CloudFilter(decimation=4, min_range=0.0, max_range=float('inf'), edge_threshold=0.05)),
-    ('edge 0.02', CloudFilter(decimation=4, min_range=0.0, max_range=float('inf'), edge_threshold=0.02)),
-    ('conf 0.3', CloudFilter(decimation=4, min_range=0.0, max_range=float('inf'), edge_threshold=0.0,
-                             min_confidence=0.3)),
-    ('conf 0.5', CloudFilter(decimation=4, min_range=0.0, max_range=float('inf'), edge_threshold=0.0,
-                             min_confidence=0.5)),
-    ('conf 0.7', CloudFilter(decimation=4, min_range=0.0, max_range=float('inf'), edge_threshold=0.0,
-                             min_confidence=0.7)),
+    ('unfiltered', CloudFilter(**_OFF)),
+    ('range 0.1-10 m', CloudFilter(**{**_OFF, 'min_range': 0.1, 'max_range': 10.0})),
+    ('edge 0.10', CloudFilter(**{**_OFF, 'edge_threshold': 0.10})),
+    ('edge 0.05', CloudFilter(**{**_OFF, 'edge_threshold': 0.05})),
+    ('edge 0.02', CloudFilter(**{**_OFF, 'edge_threshold': 0.02})),
+    ('conf 0.3', CloudFilter(**{**_OFF, 'min_confidence': 0.3})),
+    ('conf 0.5', CloudFilter(**{**_OFF, 'min_confidence': 0.5})),
+    ('conf 0.7', CloudFilter(**{**_OFF, 'min_confidence': 0.7})),
+    ('range + edge 0.05', CloudFilter(min_confidence=0.0)),
+    ('range + edge 0.05 + conf 0.7', CloudFilter(min_confidence=0.7)),
     ('defaults (0.1-10 m, conf 0.5, edge 0.05)', CloudFilter()),
 )
 
