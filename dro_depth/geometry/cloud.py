@@ -89,9 +89,10 @@ def _grid_cached(shape: Tuple[int, int], K_bytes: bytes, n: int) -> Tuple[np.nda
     v, u = np.mgrid[0:shape[0]:n, 0:shape[1]:n].astype(np.float64)
     ray_y = (v - K[1, 2]) / K[1, 1]
     ray_x = ((u - K[0, 2]) - K[0, 1] * ray_y) / K[0, 0]
-    norm = np.sqrt(1.0 + ray_x ** 2 + ray_y ** 2)
     index = (v * shape[1] + u).astype(np.int64)
-    return ray_x.astype(np.float32), ray_y.astype(np.float32), norm.astype(np.float32), index
+    with np.errstate(over='ignore'):              # absurd intrinsics: inf rays, rejected as non-finite
+        norm = np.sqrt(1.0 + ray_x ** 2 + ray_y ** 2)
+        return ray_x.astype(np.float32), ray_y.astype(np.float32), norm.astype(np.float32), index
 
 
 def _max_relative_jump(depth: np.ndarray, n: int) -> np.ndarray:
