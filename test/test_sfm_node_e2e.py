@@ -306,11 +306,12 @@ def test_bad_encoding_is_counted_not_fatal(session):
 def test_bad_camera_info_and_missing_camera_info_are_counted(session):
     client = session.client
     d0 = client.diagnostics()
-    # an uncalibrated camera (K all zero) is bad input
+    # an uncalibrated camera (K and P all zero) is bad input; rectified input is projected with P
     from dro_depth.ros.testing.player import camera_messages
     stamp = time.time_ns()
     image, info = camera_messages(session.images[0], session.K, stamp, FRAME_ID)
     info.k = [0.0] * 9
+    info.p = [0.0] * 12
     client.camera.info_pub.publish(info)
     client.camera.image_pub.publish(image)
     d = client.wait_diagnostics(lambda v: int(v['dropped_bad_input']) > int(d0['dropped_bad_input']), 10)
