@@ -24,8 +24,9 @@ def test_overload_keeps_newest_and_counts_drops(ros_env, tmp_path):
     assert exe.is_file(), f'{exe} is missing: run `make install` first'
     params = {'device': 'cpu', 'cpu_threads': 1, 'width': 128, 'height': 96, 'iterations': 2, 'num_refs': 1,
               'diagnostics_period': 0.25, 'publish_confidence': True,
-              # the DRO mailbox alone: on 2 cores a metric thread also starves DDS of CPU at 30 Hz 640x480
-              'metric.enabled': False}
+              # the DRO mailbox alone: on 2 cores a metric thread, or an engine compiling in the background,
+              # also starves DDS of CPU at 30 Hz 640x480
+              'metric.enabled': False, 'backend': 'torch'}
     proc = NodeProcess(params, command=[sys.executable, str(exe)], env=ros_env, workdir=tmp_path).start()
     client = SfmClient(topics=['depth', 'odom', '/diagnostics'])
     rng = np.random.default_rng(0)
