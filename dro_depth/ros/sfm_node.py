@@ -16,7 +16,6 @@ Bad input never stops the node: it is logged (throttled) and counted per reason 
 """
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import threading
@@ -25,10 +24,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image
@@ -45,7 +42,7 @@ from .pairing import CameraPairing
 from .params import DYNAMIC_PARAMETERS, PARAMETER_NAMES, declare_parameters, estimator_config, validate
 from .qos import describe_qos, diagnostics_qos, input_qos
 from .stats import NodeStats
-from .transport import ensure_fastdds_profile
+from .node_main import run_node
 from .worker import InferenceWorker
 
 __all__ = ['SfmNode', 'main']
@@ -329,25 +326,7 @@ def _rss_mb() -> float:
 
 def main(args: Optional[List[str]] = None) -> int:
     """Run the node until SIGINT / SIGTERM; exit code 0 on a clean shutdown, 2 on invalid parameters."""
-    ensure_fastdds_profile()
-    logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
-    rclpy.init(args=args)
-    node: Optional[SfmNode] = None
-    code = 0
-    try:
-        node = SfmNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (DroDepthError, FileNotFoundError) as exc:   # ParameterError, a bad device or checkpoint file
-        rclpy.logging.get_logger('sfm_node').fatal(str(exc))
-        code = 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
-
+    return run_node(SfmNode, 'sfm_node', args)
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -16,18 +16,15 @@ frames, unrectified or non-horizontal calibration, baseline <= 0, stamps that ne
 """
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, RegionOfInterest
 from stereo_msgs.msg import DisparityImage
@@ -41,7 +38,7 @@ from .qos import describe_qos, diagnostics_qos, input_qos, output_qos
 from .stats import NodeStats
 from .stereo_pairing import StereoPairer
 from .stereo_params import STEREO_DYNAMIC, declare_stereo_parameters, stereo_config, validate_stereo
-from .transport import ensure_fastdds_profile
+from .node_main import run_node
 from .worker import InferenceWorker
 
 __all__ = ['StereoNode', 'StereoFrame', 'main']
@@ -276,25 +273,7 @@ class StereoNode(Node):
 
 def main(args: Optional[List[str]] = None) -> int:
     """Run until SIGINT / SIGTERM; exit code 0 on a clean shutdown, 2 on invalid parameters or weights."""
-    ensure_fastdds_profile()
-    logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
-    rclpy.init(args=args)
-    node: Optional[StereoNode] = None
-    code = 0
-    try:
-        node = StereoNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, FileNotFoundError) as exc:   # ParameterError, CheckpointError, missing weights
-        rclpy.logging.get_logger('stereo_node').fatal(str(exc))
-        code = 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
-
+    return run_node(StereoNode, 'stereo_node', args)
 
 if __name__ == '__main__':
     sys.exit(main())
