@@ -27,7 +27,7 @@ import torch
 from dro_depth.errors import DroDepthError
 
 __all__ = ['CheckpointError', 'DROCheckpoint', 'TOP_LEVEL_MODULES', 'read_checkpoint', 'strip_prefix',
-           'infer_hidden_dim', 'parse_version', 'check_state_dict', 'save_state_dict']
+           'infer_hidden_dim', 'parse_version', 'check_state_dict', 'save_state_dict', 'read_weights_source']
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,19 @@ def load_weights_file(path: Path) -> tuple[Any, dict[str, Any]]:
             'Only tensors and plain containers are accepted; re-save the state_dict alone '
             '(or as .safetensors) if the file holds pickled objects such as a yacs config.') from exc
     return obj, {}
+
+
+def read_weights_source(source: Any, what: str) -> tuple[str, Any, dict[str, Any]]:
+    """``(name, contents, metadata)`` of a weights source: a path (read by :func:`load_weights_file`, never
+    unpickling objects) or an in-memory mapping (taken as it is, no metadata). ``what`` names the model in the
+    error for any other type (TypeError). The caller checks the contents' structure.
+    """
+    if isinstance(source, (str, Path)):
+        obj, meta = load_weights_file(Path(source))
+        return str(source), obj, meta
+    if isinstance(source, Mapping):
+        return '<mapping>', source, {}
+    raise TypeError(f'{what} weights must be a path or a mapping, got {type(source).__name__}')
 
 
 def strip_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
@@ -190,15 +203,7 @@ def read_checkpoint(source: str | Path | Mapping[str, Any]) -> DROCheckpoint:
     Raises:
         CheckpointError: not a DRO checkpoint. FileNotFoundError: missing file. TypeError: bad source.
     """
-    meta: dict[str, Any] = {}
-    name = '<mapping>'
-    if isinstance(source, (str, Path)):
-        name = str(source)
-        obj, meta = load_weights_file(Path(source))
-    elif isinstance(source, Mapping):
-        obj = source
-    else:
-        raise TypeError(f'DRO weights must be a path or a mapping, got {type(source).__name__}')
+    name, obj, meta = read_weights_source(source, 'DRO')
     if not isinstance(obj, Mapping):
         raise CheckpointError(f'{name}: expected a dict, found {type(obj).__name__}')
     config: dict[str, Any] = dict(meta)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from dro_depth.models.checkpoints import CheckpointError, check_state_dict, load_weights_file
+from dro_depth.models.checkpoints import CheckpointError, check_state_dict, read_weights_source
 from .config import released_config
 from .model import DepthAnythingV2
 
@@ -28,13 +28,7 @@ def read_depth_anything_state_dict(source: str | Path | Mapping[str, Tensor]) ->
         CheckpointError: unreadable file, not a mapping of tensors, or not a Depth Anything state dict
             (e.g. a ZoeDepth or DRO file). FileNotFoundError: missing file.
     """
-    name = str(source) if isinstance(source, (str, Path)) else '<mapping>'
-    if isinstance(source, (str, Path)):
-        raw, _ = load_weights_file(Path(source))
-    elif isinstance(source, Mapping):
-        raw = source
-    else:
-        raise TypeError(f'Depth Anything weights must be a path or a mapping, got {type(source).__name__}')
+    name, raw, _ = read_weights_source(source, 'Depth Anything')
     if not isinstance(raw, Mapping):
         raise CheckpointError(f'{name}: expected a dict of tensors, found {type(raw).__name__}')
     for wrapper in ('state_dict', 'model'):

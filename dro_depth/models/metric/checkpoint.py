@@ -17,7 +17,7 @@ from typing import Dict, List, Mapping, Union
 import torch
 from torch import Tensor, nn
 
-from dro_depth.models.checkpoints import CheckpointError, check_state_dict, load_weights_file
+from dro_depth.models.checkpoints import CheckpointError, check_state_dict, read_weights_source
 from .beit import relative_position_index
 from .config import (KITTI, NYU, BeitDPTConfig, RouterConfig,
                      ZoeDepthHeadConfig)
@@ -36,12 +36,7 @@ def read_state_dict(source: StateSource) -> Dict[str, Tensor]:
     """Load a state dict from a ``.pt``/``.pth`` (``weights_only=True``) or ``.safetensors`` file, or take a
     mapping; unwrap ``'model'`` (or ``'state_dict'``) and strip a leading ``'module.'``.
     """
-    if isinstance(source, (str, Path)):
-        raw, _ = load_weights_file(Path(source))
-    elif isinstance(source, Mapping):
-        raw = source
-    else:
-        raise TypeError(f'expected a path or a state dict, got {type(source).__name__}')
+    _, raw, _ = read_weights_source(source, 'ZoeDepth')
     if not isinstance(raw, Mapping):
         raise TypeError(f'checkpoint holds a {type(raw).__name__}, expected a dict')
     for wrapper in ('model', 'state_dict'):

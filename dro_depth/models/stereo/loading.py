@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from dro_depth.models.checkpoints import CheckpointError, check_state_dict, load_weights_file
+from dro_depth.models.checkpoints import CheckpointError, check_state_dict, read_weights_source
 
 from .config import REALTIME, RaftStereoConfig
 from .raft_stereo import RAFTStereo
@@ -40,14 +40,7 @@ def read_raft_stereo_state_dict(source: str | Path | Mapping[str, Any]
         CheckpointError: unreadable, pickled objects, or entries that are not tensors.
         FileNotFoundError: no such file. TypeError: bad source type.
     """
-    meta: dict[str, Any] = {}
-    if isinstance(source, (str, Path)):
-        name = str(source)
-        obj, meta = load_weights_file(Path(source))
-    elif isinstance(source, Mapping):
-        name, obj = '<mapping>', source
-    else:
-        raise TypeError(f'RAFT-Stereo weights must be a path or a mapping, got {type(source).__name__}')
+    name, obj, meta = read_weights_source(source, 'RAFT-Stereo')
     if not isinstance(obj, Mapping):
         raise CheckpointError(f'{name}: expected a state dict, found {type(obj).__name__}')
     for wrapper in _WRAPPERS:
