@@ -29,7 +29,7 @@ from dro_depth.data.synthetic import generate_sequence
 from dro_depth.geometry import pose_vec_to_matrix, rotation_angle
 from .scores import depth_errors
 
-__all__ = ['evaluate_model', 'middlebury_two_view', 'main']
+__all__ = ['evaluate_model', 'heldout_dataset', 'middlebury_two_view', 'main']
 
 
 def _pose_errors(T_pred: np.ndarray, T_gt: np.ndarray) -> tuple[float, float]:
@@ -41,6 +41,17 @@ def _pose_errors(T_pred: np.ndarray, T_gt: np.ndarray) -> tuple[float, float]:
 def _summarise(rows: List[Dict[str, float]]) -> Dict[str, float]:
     keys = rows[0].keys()
     return {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
+
+
+def heldout_dataset(seeds: Sequence[int], kinds: Sequence[str] = ('indoor', 'outdoor'), frames: int = 40,
+                    stride: int = 4, height: int = 96, width: int = 128,
+                    offsets: Sequence[int] = (-1, -3)) -> SequenceDataset:
+    """Every ``stride``-th tracked (non-static) target of the held-out sequences ``seeds`` x ``kinds``,
+    rendered at 240x320 and resized to the network's ``height`` x ``width``."""
+    seqs = [generate_sequence(k, seed=s, n_frames=frames, height=240, width=320) for s in seeds for k in kinds]
+    ds = SequenceDataset(seqs, offsets=offsets, height=height, width=width, skip_static=True)
+    ds.index = ds.index[::stride]
+    return ds
 
 
 def evaluate_model(model: torch.nn.Module, dataset: SequenceDataset, iterations: Sequence[int],
@@ -154,9 +165,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         train_depths = [generate_sequence(k, seed=s, n_frames=10, height=60, width=80).depths
                         for s in (100, 101) for k in a.kinds]
         const = float(np.nanmedian(np.concatenate([d.ravel() for d in train_depths])))
-    seqs = [generate_sequence(k, seed=s, n_frames=a.frames, height=240, width=320) for s in a.seeds for k in a.kinds]
-    ds = SequenceDataset(seqs, offsets=a.offsets, height=a.height, width=a.width, skip_static=True)
-    ds.index = ds.index[::a.stride]
+    ds = heldout_dataset(a.seeds, a.kinds, a.frames, a.stride, a.height, a.width, a.offsets)
     print(f'# checkpoint {ckpt}; {len(ds)} held-out samples (seeds {a.seeds}, {a.kinds}) at {a.height}x{a.width}, '
           f'refs {a.offsets}; constant baseline {const:.2f} m; torch threads {torch.get_num_threads()}')
     res = evaluate_model(model, ds, a.iterations, const)

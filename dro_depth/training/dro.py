@@ -57,6 +57,7 @@ class TrainConfig(RunConfig):
     threads: int = 0
     log_every: int = 10
     ckpt_every: int = 200
+    keep_every: int = 0                   # also keep OUT/step-NNNNNN.safetensors (fp16) every N steps (0: off)
     save_half: bool = True
     bf16: bool = False                    # bf16 autocast of the conv sub-networks (geometry stays float32)
     data: DataConfig = field(default_factory=DataConfig)
@@ -68,6 +69,8 @@ class TrainConfig(RunConfig):
             raise ValueError(f'height/width must be multiples of 16, got {self.height}x{self.width}')
         if self.steps < 1 or self.batch_size < 1 or self.iterations < 0:
             raise ValueError('steps and batch_size must be >= 1 and iterations >= 0')
+        if self.keep_every and self.keep_every % self.ckpt_every:
+            raise ValueError(f'keep_every ({self.keep_every}) must be a multiple of ckpt_every ({self.ckpt_every})')
         if self.data.source not in ('synthetic', 'bag', 'folder'):
             raise ValueError(f"data.source must be synthetic, bag or folder, got {self.data.source!r}")
 
@@ -81,6 +84,15 @@ def build_dataset(cfg: TrainConfig):
     logger.info('training on %d sequences, %d frames', len(seqs), sum(len(s) for s in seqs))
     return SequenceDataset(seqs, offsets=cfg.data.ref_offsets, height=cfg.height, width=cfg.width,
                            skip_static=cfg.mode == 'supervised')
+
+
+def _save_checkpoint(model, cfg: TrainConfig, path: Path, step: int) -> None:
+    """``last.safetensors`` (float32, resumable) and, every ``cfg.keep_every`` steps, a kept fp16 snapshot
+    ``step-NNNNNN.safetensors`` next to it (what a learning curve evaluates)."""
+    save_dro(model, path, metadata={'step': str(step)})
+    if cfg.keep_every and step % cfg.keep_every == 0:
+        save_dro(model, path.parent / f'step-{step:06d}.safetensors', half=True,
+                 metadata={'step': str(step), 'iterations': str(cfg.iterations)})
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
@@ -117,7 +129,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
 
     optimise(model, opt, sched, batches, losses_of, out, start=start, steps=cfg.steps, grad_clip=cfg.grad_clip,
              log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, desc=f'train {cfg.mode}', progress=progress,
-             save_weights=lambda path, step: save_dro(model, path, metadata={'step': str(step)}),
+             save_weights=lambda path, step: _save_checkpoint(model, cfg, path, step),
              is_writer=ctx.is_writer, finite=lambda loss: all_finite(loss, ctx),
              samples_per_step=cfg.batch_size * ctx.world_size,
              after_backward=(lambda: average_gradients(model, ctx)) if ctx.enabled else None)
