@@ -6,7 +6,8 @@
 
 Per row: compile seconds (export + compile, no cache), median ms per call, and the difference to torch
 fp32 on the same inputs: max relative inverse depth (fp32 rows), median relative inverse depth and pose
-(bf16 / fp16 rows; for the metric models: metric depth). Weights: the released-layout DRO file of the
+(bf16 / fp16 rows; for the metric models: metric depth); for DRO also each engine's max relative distance
+to a float64 run, which shows the floor fp32 rounding sets (torch fp32's own distance is on its row). Weights: the released-layout DRO file of the
 shared reference folder when present (random weights, released shapes), else the bundled model; the
 bundled light metric model; ZoeD_M12_NK with random weights. The load average is printed before and
 after: other jobs on the machine change the numbers.
@@ -14,6 +15,7 @@ after: other jobs on the machine change the numbers.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import time
@@ -45,6 +47,14 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.float() - b.float()).abs() / b.float().abs().clamp(min=1e-3)
 
 
+def _float64_inv_depth(model: torch.nn.Module, target: torch.Tensor, refs: torch.Tensor, K: torch.Tensor,
+                       iterations: int) -> torch.Tensor:
+    """Inverse depth of a float64 copy of ``model``: the yardstick that shows fp32's own rounding floor
+    (a recurrent network amplifies rounding, so two correct fp32 engines differ by about twice that)."""
+    model64 = copy.deepcopy(model).double()
+    return model64(target.double(), refs.double(), K.double(), iterations=iterations).inv_depth.float()
+
+
 def _backends(device: torch.device) -> List[Tuple[str, str]]:
     rows = [('openvino', 'fp32'), ('openvino', 'bf16')]
     if not unavailable_reason('tensorrt', device):
@@ -72,8 +82,11 @@ def bench_dro(spec: str, refs: int, repeat: int, threads: int, device: torch.dev
     with torch.inference_mode():
         ref = model(target, refs_t, K, iterations=it)
         torch_ms = _median_ms(lambda: model(target, refs_t, K, iterations=it), repeat)
+        ref64 = _float64_inv_depth(model, target, refs_t, K, it)
     extra = f'{refs}r/{it}it'
-    _print_row('DRO', f'{h}x{w}', extra, 'torch', 'fp32', 0.0, torch_ms, torch_ms, '(reference)')
+    floor = _rel(ref.inv_depth, ref64).max()
+    _print_row('DRO', f'{h}x{w}', extra, 'torch', 'fp32', 0.0, torch_ms, torch_ms,
+               f'(reference; fp32 floor: max rel {floor:.1e} to float64)')
     for backend, precision in _backends(device):
         run = compile_dro(model, backend=backend, precision=precision, height=h, width=w, num_refs=refs,
                           iterations=it, device=device, threads=threads, strict=True)
@@ -81,7 +94,7 @@ def bench_dro(spec: str, refs: int, repeat: int, threads: int, device: torch.dev
         ms = _median_ms(lambda: run(target, refs_t, K), repeat)
         rel_inv, rel_pose = _rel(out.inv_depth, ref.inv_depth), _rel(out.poses, ref.poses)
         diffs = (f'inv max {rel_inv.max():.1e} / median {rel_inv.median():.1e}, '
-                 f'pose median {rel_pose.median():.1e}')
+                 f'pose median {rel_pose.median():.1e}; to float64 max {_rel(out.inv_depth, ref64).max():.1e}')
         _print_row('DRO', f'{h}x{w}', extra, backend, precision, run.info.compile_s, ms, torch_ms, diffs)
 
 
