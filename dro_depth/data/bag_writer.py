@@ -249,4 +249,40 @@ def write_sequence_bag(seq: Sequence, path: str | Path, storage: str = 'sqlite3'
     return Path(path)
 
 
-__all__ = ['BagWriter', 'BagError', 'write_sequence_bag', 'STORAGES']
+def write_stereo_bag(stereo, path: str | Path, storage: str = 'sqlite3', overwrite: bool = False,
+                     depth_encoding: str = '32FC1', distro: str = 'jazzy') -> Path:
+    """Write a rectified stereo sequence as a ROS 2 bag with ground-truth depth of both views.
+
+    Topics ``/left/{image,camera_info,depth,pose}`` and ``/right/...`` (frames
+    ``camera_{left,right}_optical_frame``), rgb8 images, R = I, D = 0; the right camera_info carries the ROS
+    stereo convention ``P[0, 3] = -fx * baseline``. Header stamps = sequence stamps.
+
+    Args:
+        stereo: a :class:`~dro_depth.data.synthetic.StereoSequence` (``left``, ``right``, ``baseline``).
+        depth_encoding: '32FC1' (metres, NaN invalid) or '16UC1' (millimetres, 0 invalid; REP 118).
+
+    Returns:
+        the bag path.
+    """
+    from .image_encoding import metres_to_depth16
+    if depth_encoding not in ('32FC1', '16UC1'):
+        raise ValueError(f"depth_encoding must be '32FC1' or '16UC1', got {depth_encoding!r}")
+    K = stereo.left.K
+    P_right = np.concatenate([K, np.zeros((3, 1))], 1)
+    P_right[0, 3] = -K[0, 0] * stereo.baseline
+    with BagWriter(path, storage=storage, overwrite=overwrite, distro=distro) as bag:
+        for i in range(len(stereo.left)):
+            ns = stamp_to_ns(float(stereo.left.stamps[i]))
+            for side, seq, P in (('left', stereo.left, None), ('right', stereo.right, P_right)):
+                frame = f'camera_{side}_optical_frame'
+                bag.write_camera_info(f'/{side}/camera_info', ns, K, seq.width, seq.height, frame, P=P)
+                bag.write_image(f'/{side}/image', ns, seq.images[i], 'rgb8', frame)
+                if depth_encoding == '16UC1':
+                    bag.write_image(f'/{side}/depth', ns, metres_to_depth16(seq.depths[i]), '16UC1', frame)
+                else:
+                    bag.write_depth(f'/{side}/depth', ns, seq.depths[i], frame)
+                bag.write_pose(f'/{side}/pose', ns, seq.poses[i])
+    return Path(path)
+
+
+__all__ = ['BagWriter', 'BagError', 'write_sequence_bag', 'write_stereo_bag', 'STORAGES']

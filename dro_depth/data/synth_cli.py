@@ -6,8 +6,8 @@
 
 Mono bags hold /image, /camera_info, /depth (32FC1, NaN = sky) and /pose (PoseStamped of the optical
 frame in odom). Stereo bags hold /left/... and /right/... with the same topics; the right camera_info
-carries the ROS stereo convention ``P[0, 3] = -fx * baseline``. Folders: see
-:mod:`dro_depth.data.folders` (stereo: ``<out>/left`` and ``<out>/right``).
+carries the ROS stereo convention ``P[0, 3] = -fx * baseline`` (``dro-depth eval-stereo --bag`` reads
+such a bag). Folders: see :mod:`dro_depth.data.folders` (stereo: ``<out>/left`` and ``<out>/right``).
 """
 from __future__ import annotations
 
@@ -15,12 +15,9 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
-from .bag_writer import STORAGES, BagWriter, write_sequence_bag
+from .bag_writer import STORAGES, write_sequence_bag, write_stereo_bag
 from .folders import DEPTH_FORMATS, write_folder
 from .scenes import SCENE_KINDS
-from .sequence import stamp_to_ns
 from .synthetic import generate_sequence, generate_stereo
 from .trajectories import MOTIONS
 
@@ -45,21 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _write_stereo_bag(st, out: Path, storage: str, overwrite: bool) -> None:
-    K = st.left.K
-    P_right = np.concatenate([K, np.zeros((3, 1))], 1)
-    P_right[0, 3] = -K[0, 0] * st.baseline
-    with BagWriter(out, storage=storage, overwrite=overwrite) as bag:
-        for i in range(len(st.left)):
-            ns = stamp_to_ns(float(st.left.stamps[i]))
-            for side, seq, P in (('left', st.left, None), ('right', st.right, P_right)):
-                frame = f'camera_{side}_optical_frame'
-                bag.write_camera_info(f'/{side}/camera_info', ns, K, seq.width, seq.height, frame, P=P)
-                bag.write_image(f'/{side}/image', ns, seq.images[i], 'rgb8', frame)
-                bag.write_depth(f'/{side}/depth', ns, seq.depths[i], frame)
-                bag.write_pose(f'/{side}/pose', ns, seq.poses[i])
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out)
@@ -76,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         st = generate_stereo(baseline=args.stereo, **kw)
         if args.format == 'bag':
-            _write_stereo_bag(st, out, args.storage, args.overwrite)
+            write_stereo_bag(st, out, storage=args.storage, overwrite=args.overwrite)
         else:
             for side, seq in (('left', st.left), ('right', st.right)):
                 write_folder(seq, out / side, depth_format=args.depth_format, overwrite=args.overwrite)

@@ -18,7 +18,10 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-__all__ = ['StereoScores', 'disparity_scores', 'evaluate_method', 'sgbm_disparity', 'main']
+from .stereo_scores import disparity_errors
+
+__all__ = ['StereoScores', 'disparity_scores', 'evaluate_method', 'sgbm_disparity', 'build_parser',
+           'method_runners', 'run_middlebury', 'main']
 
 
 @dataclass
@@ -43,12 +46,7 @@ def disparity_scores(pred: np.ndarray, gt: np.ndarray) -> dict:
     Args:
         pred, gt: float (H, W) disparity in pixels; NaN/inf in ``gt`` marks unknown.
     """
-    known = np.isfinite(gt)
-    if not known.any():
-        raise ValueError('ground truth has no finite disparity')
-    p, g = pred[known], gt[known]
-    finite = np.isfinite(p)
-    err = np.where(finite, np.abs(np.where(finite, p, 0) - g), np.abs(g))
+    err, _, finite = disparity_errors(pred, gt)
     return {'epe': float(err.mean()), 'bad1': float(100 * (err > 1).mean()),
             'bad2': float(100 * (err > 2).mean()), 'bad3': float(100 * (err > 3).mean()),
             'valid_pct': float(100 * finite.mean())}
@@ -134,35 +132,74 @@ def format_table(rows: List[StereoScores]) -> str:
     return '\n'.join(lines)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point of `dro-depth eval-stereo`; prints a markdown table."""
+METHODS = ('raft', 'default', 'random', 'sgbm')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The Middlebury-mode options (``stereo_bag_eval`` adds the bag ones)."""
     parser = argparse.ArgumentParser(prog='dro-depth eval-stereo', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--checkpoint', help='RAFT-Stereo weights (default: the bundled model)')
-    parser.add_argument('--random', action='store_true', help='NS-release layout at random weights (sanity)')
-    parser.add_argument('--methods', nargs='+', default=['raft', 'sgbm'], choices=['raft', 'sgbm'])
+    parser.add_argument('--checkpoint', help='weights of method raft (default: the bundled model)')
+    parser.add_argument('--random', action='store_true', help='method raft = NS layout at random weights')
+    parser.add_argument('--methods', nargs='+', default=None, metavar='M',
+                        help='comma- or space-separated, of: raft (--checkpoint, else --random, else the '
+                             'bundled model), default (bundled model), random (NS layout, random weights), '
+                             'sgbm (default: raft sgbm on Middlebury, default,sgbm on a bag)')
     parser.add_argument('--iters', type=int, default=32, help='RAFT-Stereo iterations (official: 32)')
-    parser.add_argument('--scales', type=float, nargs='+', default=[1.0, 0.5])
-    parser.add_argument('--repeats', type=int, default=1, help='timed runs per method (median latency)')
+    parser.add_argument('--max-disparity', type=int, default=0, help='SGBM search range in px (0 = width/10)')
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0 = default)')
-    parser.add_argument('--synthetic', type=int, default=0,
-                        help='also score N held-out synthetic (centre, right) pairs, 128x192, seeds 900+')
-    args = parser.parse_args(argv)
-    from dro_depth.data.middlebury import load_motorcycle
-    pair = load_motorcycle()
+    mid = parser.add_argument_group('Middlebury 2014 Motorcycle (without --bag)')
+    mid.add_argument('--scales', type=float, nargs='+', default=None, help='default: 1 0.5')
+    mid.add_argument('--repeats', type=int, default=1, help='timed runs per method (median latency)')
+    mid.add_argument('--synthetic', type=int, default=0,
+                     help='also score N held-out synthetic (centre, right) pairs, 128x192, seeds 900+')
+    return parser
+
+
+def parse_methods(parser: argparse.ArgumentParser, given: Optional[List[str]],
+                  default: List[str]) -> List[str]:
+    """``--methods`` values (commas or spaces) checked against :data:`METHODS`, in order, without repeats."""
+    names = [m for part in (given or default) for m in part.split(',') if m]
+    bad = [m for m in names if m not in METHODS]
+    if bad or not names:
+        parser.error(f"--methods: {', '.join(bad) or 'nothing given'}: choose from {', '.join(METHODS)}")
+    return list(dict.fromkeys(names))
+
+
+def method_runners(names: List[str], args: argparse.Namespace) -> List[tuple]:
+    """``[(label, run(left, right) -> disparity)]`` for the method names (see :func:`build_parser`)."""
     runners = []
-    if 'raft' in args.methods:
-        runners.append(_raft_runner(args.checkpoint, args.random, args.iters, args.threads))
-    if 'sgbm' in args.methods:
-        runners.append(('OpenCV SGBM (3-way, range W/10)', sgbm_disparity))
+    for name in names:
+        if name == 'sgbm':
+            rng = f'{args.max_disparity} px' if args.max_disparity else 'W/10'
+            runners.append((f'OpenCV SGBM (3-way, range {rng})',
+                            lambda left, right: sgbm_disparity(left, right, args.max_disparity)))
+        elif name == 'raft':
+            runners.append(_raft_runner(args.checkpoint, args.random, args.iters, args.threads))
+        else:
+            runners.append(_raft_runner(None, name == 'random', args.iters, args.threads))
+    return runners
+
+
+def run_middlebury(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Middlebury mode of `dro-depth eval-stereo`; prints a markdown table."""
+    from dro_depth.data.middlebury import load_motorcycle
+    runners = method_runners(parse_methods(parser, args.methods, ['raft', 'sgbm']), args)
+    pair = load_motorcycle()
     rows = [evaluate_method(name, run, pair.left, pair.right, pair.disparity_left, s, args.repeats)
-            for s in args.scales for name, run in runners]
+            for s in (args.scales or [1.0, 0.5]) for name, run in runners]
     print('Middlebury 2014 Motorcycle (scikit-image copy), errors at the evaluated resolution')
     print(format_table(rows))
     if args.synthetic:
         print(f'\nHeld-out synthetic pairs ({args.synthetic} frames, mean over frames)')
         print(format_table([synthetic_scores(name, run, args.synthetic) for name, run in runners]))
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Middlebury-only entry point (`dro-depth eval-stereo` itself is :mod:`.stereo_bag_eval`'s main)."""
+    parser = build_parser()
+    return run_middlebury(parser, parser.parse_args(argv))
 
 
 def synthetic_scores(name: str, run: Callable[[np.ndarray, np.ndarray], np.ndarray], n: int) -> StereoScores:

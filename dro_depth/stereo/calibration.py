@@ -54,6 +54,15 @@ class StereoCalibration:
             depth = np.float32(self.fx * self.baseline) / d
         return np.where(np.isfinite(d) & (d > max(min_disparity, 0.0)), depth, np.nan).astype(np.float32)
 
+    def disparity_from_depth(self, depth: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`depth_from_disparity`: float32 (H, W) left-view disparity
+        ``fx * B / Z - doffs`` (pixels) of a depth image (metres); NaN where the depth is not finite or
+        <= 0, or the disparity is not > 0."""
+        z = np.asarray(depth, np.float64)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            d = self.fx * self.baseline / z - self.doffs
+        return np.where(np.isfinite(z) & (z > 0) & np.isfinite(d) & (d > 0), d, np.nan).astype(np.float32)
+
     @classmethod
     def from_projections(cls, P_left: np.ndarray, P_right: np.ndarray, R_left: np.ndarray | None = None,
                          R_right: np.ndarray | None = None, width: int = 0, height: int = 0,
