@@ -12,6 +12,11 @@
    ``--ckpt-minutes`` (resumable with ``--resume``);
 4. writes the final fp16 weights as shards of at most ``--shard-mb`` MB (:mod:`.shards`).
 
+``--cache DIR`` keeps the rendered sequences on disk (:mod:`dro_depth.data.sample_cache`, keyed by the render
+parameters and the renderer's source): a second call (``--resume``, or a longer budget on the same warm
+machine) reads them instead of rendering, and a folder rendered elsewhere with
+``python -m dro_depth.data.sample_cache`` can be carried along (only scenes missing from it are rendered).
+
 Rehearse on CPU with a tiny budget: ``--device cpu --minutes 1 --height 32 --width 48 --seeds 100 101``.
 """
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import List, Optional
 import torch
 
 from dro_depth.data.dataset import SequenceDataset
+from dro_depth.data.sample_cache import cached_sequences
 from dro_depth.data.synthetic import generate_sequence
 
 from .dro import TrainConfig, train
@@ -46,18 +52,26 @@ def _render(job: tuple) -> object:
     return generate_sequence(kind, seed=seed, n_frames=frames, height=height, width=width)
 
 
-def render_parallel(data: DataConfig, workers: int) -> list:
-    """The training sequences of ``data`` (synthetic), rendered in ``workers`` processes."""
-    bad = [s for s in data.seeds if s >= HELD_OUT_FIRST_SEED]
-    if bad:
-        raise ValueError(f'seeds {bad} are held-out evaluation seeds (>= {HELD_OUT_FIRST_SEED}); '
-                         'train on lower ones')
-    jobs = [(k, s, data.frames_per_sequence, data.render_height, data.render_width)
-            for s in data.seeds for k in data.kinds]
+def _render_jobs(jobs: list, workers: int) -> list:
     if workers <= 1:
         return [_render(j) for j in jobs]
     with ProcessPoolExecutor(workers) as pool:
         return list(pool.map(_render, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+
+
+def render_parallel(data: DataConfig, workers: int, cache: str = '') -> list:
+    """The training sequences of ``data`` (synthetic), rendered in ``workers`` processes; with ``cache``,
+    read from / written to that on-disk sample cache."""
+    bad = [s for s in data.seeds if s >= HELD_OUT_FIRST_SEED]
+    if bad:
+        raise ValueError(f'seeds {bad} are held-out evaluation seeds (>= {HELD_OUT_FIRST_SEED}); '
+                         'train on lower ones')
+    if cache:
+        return cached_sequences(cache, data.kinds, data.seeds, data.frames_per_sequence, data.render_height,
+                                data.render_width, render=lambda jobs: _render_jobs(jobs, workers))
+    jobs = [(k, s, data.frames_per_sequence, data.render_height, data.render_width)
+            for s in data.seeds for k in data.kinds]
+    return _render_jobs(jobs, workers)
 
 
 def recipe_config(args: argparse.Namespace, steps: int) -> TrainConfig:
@@ -107,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--calib-steps', type=int, default=5)
     p.add_argument('--workers', type=int, default=os.cpu_count() or 1)
     p.add_argument('--shard-mb', type=float, default=16.0)
+    p.add_argument('--cache', default='', help='on-disk sample cache folder (read, and filled where missing)')
     return p
 
 
@@ -117,7 +132,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     probe = recipe_config(args, 1)
-    seqs = render_parallel(probe.data, args.workers)
+    seqs = render_parallel(probe.data, args.workers, args.cache)
     dataset = SequenceDataset(seqs, offsets=probe.data.ref_offsets, height=args.height, width=args.width,
                               skip_static=True)
     print(f'rendered {len(seqs)} sequences, {len(dataset)} samples in {time.time() - t_start:.1f} s')

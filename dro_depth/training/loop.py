@@ -51,6 +51,7 @@ class DataConfig:
     pose_topic: str = ''
     ref_offsets: List[int] = field(default_factory=lambda: [-2, 2])
     domain: str = ''                      # metric model: 'indoor'/'outdoor' label of bag/folder data
+    cache_dir: str = ''                   # synthetic: read/write rendered sequences here (data.sample_cache)
 
 
 class RunConfig:
@@ -89,7 +90,12 @@ def prepare_run(cfg: RunConfig, out_dir: str | Path) -> tuple:
 
 def load_sequences(data: DataConfig, need_ground_truth: bool) -> list:
     """The training sequences described by ``data`` (synthetic scenes, ROS 2 bags or folders)."""
-    if data.source == 'synthetic':
+    if data.source == 'synthetic' and data.cache_dir:
+        from dro_depth.data.sample_cache import cached_sequences
+
+        seqs = cached_sequences(data.cache_dir, data.kinds, data.seeds, data.frames_per_sequence,
+                                data.render_height, data.render_width)
+    elif data.source == 'synthetic':
         from dro_depth.data.synthetic import generate_sequence
 
         seqs = [generate_sequence(kind, seed=seed, n_frames=data.frames_per_sequence,
