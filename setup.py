@@ -39,6 +39,7 @@ setup(
             # copy of scripts/sfm_node gives pip installs the lib/dro_depth executable launch_ros needs.
             'sfm_node = dro_depth.ros.sfm_node:main',
             'stereo_node = dro_depth.ros.stereo_node:main',
+            'mono_depth_node = dro_depth.ros.mono_depth_node:main',
         ],
     },
 )

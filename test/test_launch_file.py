@@ -144,3 +144,59 @@ def test_rviz_config_shows_the_outputs():
     topics = {d['Topic']['Value'] for d in displays if 'Topic' in d}
     assert {'image', 'depth', 'confidence', 'points', 'path', 'odom'} <= topics
     assert data['Visualization Manager']['Global Options']['Fixed Frame'] == 'odom'
+
+
+# ---------------------------------------------------------------------------------- mono_depth.launch.py
+MONO_LAUNCH = ROOT / 'launch' / 'mono_depth.launch.py'
+MONO_CONFIG = ROOT / 'config' / 'mono_depth.yaml'
+
+
+@pytest.fixture(scope='module')
+def mono_tree():
+    return ast.parse(MONO_LAUNCH.read_text(), filename=str(MONO_LAUNCH))
+
+
+def test_mono_launch_runs_the_installed_node_with_launch_imported_lazily(mono_tree):
+    test_launch_file_imports_launch_only_inside_functions(mono_tree)
+    calls = [c for c in _node_calls(mono_tree)
+             if _resolve(mono_tree, _keyword(c, 'executable')) == 'mono_depth_node']
+    assert len(calls) == 1, 'exactly one Node(executable=mono_depth_node) expected'
+    call = calls[0]
+    assert _resolve(mono_tree, _keyword(call, 'package')) == 'dro_depth'
+    assert ast.literal_eval(_keyword(call, 'name')) == 'mono_depth_node'
+    assert (ROOT / 'scripts' / 'mono_depth_node').is_file()
+    assert "'mono_depth_node = dro_depth.ros.mono_depth_node:main'" in (ROOT / 'setup.py').read_text()
+    assert "'mono_depth.yaml'" in MONO_LAUNCH.read_text()
+
+
+def test_mono_launch_arguments_remappings_and_overrides_follow_the_table(mono_tree):
+    from dro_depth.ros.mono_params import MONO_NAMES, MONO_PARAMETERS
+    arguments = _constant(mono_tree, 'ARGUMENTS')
+    assert all(description.strip() for _, description in arguments.values())
+    assert {'params_file', 'namespace', 'use_sim_time', 'image_topic', 'camera_info_topic', 'checkpoint',
+            'kind', 'device', 'log_level'} <= set(arguments)
+    remappings = _constant(mono_tree, 'REMAPPINGS')
+    assert remappings == {'image': 'image_topic', 'camera_info': 'camera_info_topic'}
+    types = {p.name: p.type for p in MONO_PARAMETERS}
+    overrides = [n for n in mono_tree.body if isinstance(n, ast.Assign)
+                 and any(getattr(t, 'id', None) == 'PARAMETER_OVERRIDES' for t in n.targets)]
+    assert len(overrides) == 1
+    for key, value in zip(overrides[0].value.keys, overrides[0].value.values):
+        argument, (parameter, kind) = ast.literal_eval(key), value.elts
+        assert argument in arguments and ast.literal_eval(parameter) in MONO_NAMES
+        assert kind.id == types[ast.literal_eval(parameter)].__name__, argument
+    for node in ast.walk(mono_tree):
+        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == 'overrides' for t in node.targets) \
+                and isinstance(node.value, ast.Dict):
+            assert {ast.literal_eval(k) for k in node.value.keys} <= MONO_NAMES | BUILTIN_PARAMETERS
+
+
+def test_mono_config_lists_every_parameter_with_its_default():
+    from dro_depth.ros.mono_params import MONO_PARAMETERS, validate_mono, validate_mono_all
+    data = yaml.safe_load(MONO_CONFIG.read_text())
+    assert list(data) == ['mono_depth_node']
+    params = data['mono_depth_node']['ros__parameters']
+    assert list(params) == [p.name for p in MONO_PARAMETERS], 'config/mono_depth.yaml lists the table in order'
+    for p in MONO_PARAMETERS:
+        assert validate_mono(p.name, params[p.name]) is None and params[p.name] == p.default, p.name
+    validate_mono_all(params)

@@ -19,35 +19,19 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dro_depth.errors import ConfigError, DroDepthError
 from dro_depth.models.checkpoints import CheckpointError
+from dro_depth.models.depth_anything.released import MAX_DEPTH, checkpoint_kind
 from .depth_estimator import MetricInputError, MetricPrediction
 from .routing import DOMAINS, RouteHysteresis
 
 __all__ = ['DepthAnythingMetricConfig', 'DepthAnythingMetricEstimator', 'checkpoint_kind', 'MAX_DEPTH']
 
 logger = logging.getLogger(__name__)
-
-#: Metres of a sigmoid output of 1 per route (released: Hypersim 20 m, Virtual KITTI 2 80 m).
-MAX_DEPTH = {'indoor': 20.0, 'outdoor': 80.0}
-
-
-def checkpoint_kind(path: str | Path) -> str | None:
-    """'indoor', 'outdoor' or 'relative' from a released Depth Anything V2 file name; None if unknown."""
-    name = Path(path).name.lower()
-    if 'hypersim' in name:
-        return 'indoor'
-    if 'vkitti' in name or 'kitti' in name:
-        return 'outdoor'
-    if name.startswith(('depth_anything_v2_vit', 'depth_anything_vit')):
-        return 'relative'
-    return None
-
 
 @dataclass
 class DepthAnythingMetricConfig:

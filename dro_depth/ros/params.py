@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from dro_depth.errors import DroDepthError
 
 __all__ = ['ParamSpec', 'PARAMETERS', 'PARAMETER_NAMES', 'DYNAMIC_PARAMETERS', 'ParameterError', 'spec',
-           'validate', 'validate_all', 'defaults', 'declare_parameters', 'estimator_config']
+           'check_value', 'validate', 'validate_all', 'defaults', 'declare_parameters', 'estimator_config']
 
 
 class ParameterError(DroDepthError):
@@ -210,7 +210,23 @@ def validate(name: str, value: Any) -> Optional[str]:
     """Why ``value`` is not acceptable for parameter ``name``, or None if it is."""
     if name not in _BY_NAME:
         return f'unknown parameter {name!r}'
-    p = _BY_NAME[name]
+    reason = check_value(_BY_NAME[name], value)
+    if reason is None and name == 'metric.resolution':
+        from dro_depth.metric.depth_estimator import parse_resolution
+        try:
+            parse_resolution(value)
+        except ValueError as exc:
+            return f'{name}: {exc}'
+    return reason
+
+
+def check_value(p: ParamSpec, value: Any) -> Optional[str]:
+    """Why ``value`` breaks ``p``'s own rules (type, finite, range, step, choices, device, non-empty), or
+    None.
+
+    Every node's parameter table uses this; rules between parameters are each table's own.
+    """
+    name = p.name
     if p.type is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if type(value) is not p.type:
@@ -228,12 +244,6 @@ def validate(name: str, value: Any) -> Optional[str]:
         return f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}"
     if p.constraint == 'non-empty' and not value.strip():
         return f'{name} must not be empty'
-    if name == 'metric.resolution':
-        from dro_depth.metric.depth_estimator import parse_resolution
-        try:
-            parse_resolution(value)
-        except ValueError as exc:
-            return f'{name}: {exc}'
     return None
 
 
@@ -274,10 +284,12 @@ def _descriptor(p: ParamSpec):
     return d
 
 
-def declare_parameters(node: Any, specs: Iterable[ParamSpec] = PARAMETERS) -> Dict[str, Any]:
+def declare_parameters(node: Any, specs: Iterable[ParamSpec] = PARAMETERS,
+                       check: Callable[[Mapping[str, Any]], None] = validate_all) -> Dict[str, Any]:
     """Declare every parameter on an ``rclpy`` node and return the validated values.
 
-    Values come from the defaults, overridden by ``--params-file`` / ``-p`` / launch overrides.
+    Values come from the defaults, overridden by ``--params-file`` / ``-p`` / launch overrides. ``check``
+    validates them all (another node's table passes its own ``validate_all``).
 
     Raises:
         ParameterError: an override has the wrong type, is out of range, or breaks a rule.
@@ -293,7 +305,7 @@ def declare_parameters(node: Any, specs: Iterable[ParamSpec] = PARAMETERS) -> Di
         except InvalidParameterValueException as exc:
             raise ParameterError(f'parameter {p.name}: {exc}') from None
         values[p.name] = param.value
-    validate_all(values)
+    check(values)
     return values
 
 

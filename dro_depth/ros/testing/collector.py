@@ -1,4 +1,4 @@
-"""Subscribing to everything ``sfm_node`` publishes, for the demo, the benchmark and the tests.
+"""Subscribing to the outputs of ``sfm_node`` (or ``mono_depth_node``), for the demo, benchmark and tests.
 
 :class:`OutputCollector` keeps the newest messages of each output (bounded) with their arrival time on
 the steady clock, and can write them to a ROS 2 bag with ``rosbags`` (no ros2 CLI needed).
@@ -33,10 +33,11 @@ OUTPUT_TOPICS: Dict[str, type] = {
     'points': PointCloud2,
     'metric_depth': Image,
     'metric_depth/camera_info': CameraInfo,
+    'relative_depth': Image,
     '/diagnostics': DiagnosticArray,
 }
-# outputs that exist only with some settings (metric.enabled)
-OPTIONAL_TOPICS = frozenset({'metric_depth', 'metric_depth/camera_info'})
+# outputs that exist only with some settings (metric.enabled) or only on mono_depth_node (relative_depth)
+OPTIONAL_TOPICS = frozenset({'metric_depth', 'metric_depth/camera_info', 'relative_depth'})
 
 
 @dataclass
