@@ -96,6 +96,18 @@ def test_bag_ground_truth_matches_the_rendered_disparity(tmp_path, stereo, encod
     assert (tmp_path / 'out' / 'error_maps.png').stat().st_size > 0
 
 
+def test_kitti_mode_fills_holes_and_keeps_the_methods_own_density(tmp_path, stereo):
+    from dro_depth.data.bag_writer import write_stereo_bag
+    from dro_depth.evaluation.stereo_bag_eval import StereoBagOptions, evaluate_stereo_bag
+    bag = str(write_stereo_bag(stereo, tmp_path / 'bag'))
+    plain, kitti = (evaluate_stereo_bag(StereoBagOptions(bag=bag, out=str(tmp_path / f'o{k}'), kitti=k,
+                                                         n_error_maps=0, progress=False),
+                                        [_sgbm()])['methods'][0]
+                    for k in (False, True))
+    assert plain['valid_pct'] < 95 and kitti['valid_pct'] == pytest.approx(plain['valid_pct'])
+    assert kitti['epe'] < 0.6 * plain['epe'] and kitti['d1'] < plain['d1']
+
+
 def test_cli_report_overwrite_and_swapped_cameras(tmp_path, stereo, capsys):
     from dro_depth.data.bag_writer import write_stereo_bag
     bag = str(write_stereo_bag(stereo, tmp_path / 'bag'))
@@ -164,7 +176,7 @@ def test_mismatched_stamps_and_bad_frames_are_skipped_and_counted(tmp_path, ster
     from dro_depth.evaluation.stereo_bag_eval import StereoBagOptions, evaluate_stereo_bag
     _write_tweaked_bag(tmp_path / 'bag', stereo)
     m = evaluate_stereo_bag(StereoBagOptions(bag=str(tmp_path / 'bag'), out=str(tmp_path / 'out'),
-                                             progress=False), [_oracle(stereo)])
+                                             n_error_maps=0, progress=False), [_oracle(stereo)])
     assert m['frames_in_bag'] == 5 and m['frames_evaluated'] == 1
     assert m['frames_skipped'] == {'unpaired: no right image': 1, 'unpaired: no depth': 1,
                                    'bad_calibration': 1, 'duplicate_stamp': 1}

@@ -19,7 +19,7 @@ Ground truth: depth (32FC1 metres, or 16UC1 millimetres, REP 118) of the left vi
 
 Metrics, pooled over every GT pixel of every evaluated frame (see :mod:`.stereo_scores`): EPE, bad-1/2/3
 (%), D1 (KITTI 2015: error > 3 px and > 5 % of the GT disparity, % of GT pixels), valid (% of GT pixels
-with a prediction; a missing one is scored as disparity 0 unless ``--kitti`` fills it first), and the
+the method predicted; a missing one is scored as disparity 0 unless ``--kitti`` fills it first), and the
 median wall time per pair. ``--out`` receives metrics.json, per_frame.json, summary.md (the table) and
 error_maps.png, written into a temporary folder and moved into place at the end (``--overwrite`` replaces
 an existing report only once the new one is complete).
@@ -160,9 +160,11 @@ def _score_frames(opts: StereoBagOptions, reader: StereoBagReader, runners: List
             t0 = time.perf_counter()
             pred = np.asarray(run(frame.left, frame.right), np.float32)
             lat[k].append(1000 * (time.perf_counter() - t0))
-            if opts.kitti:
+            predicted = None
+            if opts.kitti:                      # valid % stays the method's own density
+                predicted = np.isfinite(pred) & (pred >= 0)
                 pred = interpolate_background(pred)
-            row['methods'].append(dict(accs[k].add(pred, gt), method=name, latency_ms=lat[k][-1]))
+            row['methods'].append(dict(accs[k].add(pred, gt, predicted), method=name, latency_ms=lat[k][-1]))
             preds.append(pred)
         if len(rows) in show:
             maps.append({'index': frame.index, 'left': frame.left, 'gt': gt, 'preds': preds})

@@ -13,7 +13,7 @@ devkit sums outliers over images), so a frame with more ground truth weighs more
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -84,9 +84,18 @@ class DisparityAccumulator:
         self._sum: Dict[str, float] = {}
         self.frames = 0
 
-    def add(self, pred: np.ndarray, gt: np.ndarray) -> Dict[str, float]:
-        """Add one frame; returns its own scores."""
-        c = _counts(*disparity_errors(pred, gt))
+    def add(self, pred: np.ndarray, gt: np.ndarray, predicted: Optional[np.ndarray] = None) -> Dict[str, float]:
+        """Add one frame; returns its own scores.
+
+        Args:
+            pred, gt: float (H, W) disparity (see :func:`disparity_errors`).
+            predicted: optional bool (H, W): the pixels the method itself predicted, for ``valid_pct`` when
+                ``pred`` has been hole-filled (default: where ``pred`` is finite).
+        """
+        err, g, finite = disparity_errors(pred, gt)
+        if predicted is not None:
+            finite = np.asarray(predicted, bool)[np.isfinite(gt)]
+        c = _counts(err, g, finite)
         for k, v in c.items():
             self._sum[k] = self._sum.get(k, 0.0) + v
         self.frames += 1
