@@ -29,6 +29,8 @@ COMMANDS = {
     'eval-stereo': ('dro_depth.evaluation.stereo_bag_eval',
                     'Stereo disparity accuracy and latency on a bag with GT depth, or on Middlebury Motorcycle'),
     'demo': ('dro_depth.demo', 'The ROS demo on the embedded default sequence'),
+    'pseudo-label': ('dro_depth.mono.pseudo_label_command',
+                     "Write a teacher's inverse-depth labels for unlabeled bags/folders (for model: mono)"),
     'export': ('dro_depth.backends.export_command',
                'Write an ONNX / OpenVINO / TensorRT artefact of DRO or the metric model (+ JSON of its inputs)'),
 }

@@ -26,6 +26,7 @@ RECIPES = {
     'dro': ('dro_depth.training.dro', 'TrainConfig', 'train'),
     'metric': ('dro_depth.training.metric', 'MetricTrainConfig', 'train_metric'),
     'stereo': ('dro_depth.training.stereo', 'StereoTrainConfig', 'train_stereo'),
+    'mono': ('dro_depth.training.mono', 'MonoTrainConfig', 'train_mono'),
 }
 
 
