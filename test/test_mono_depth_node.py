@@ -34,12 +34,20 @@ def files(tmp_path_factory):
         ('relative', 'depth_anything_v2_vits.safetensors'))}
 
 
-def _reference(path, rgb):
-    """The core's prediction for ``rgb`` (what the node must publish)."""
+def _estimator(path):
+    """The core estimator the node runs (its predictions are what the node must publish)."""
     from dro_depth.mono import MonoDepthEstimator
     from dro_depth.mono.checkpoint import open_mono_checkpoint
     ckpt, model = open_mono_checkpoint(path)
-    return MonoDepthEstimator(ckpt.config(input_size=INPUT, device='cpu'), model=model).predict(rgb)
+    return MonoDepthEstimator(ckpt.config(input_size=INPUT, device='cpu'), model=model)
+
+
+def _threshold_in_a_gap(values):
+    """A threshold between two well-separated values near the median (robust to float noise)."""
+    v = np.unique(values)
+    lo, hi = len(v) // 4, 3 * len(v) // 4
+    i = lo + int(np.argmax(np.diff(v[lo:hi + 1])))
+    return float(v[i] + v[i + 1]) / 2
 
 
 def _start(tmp_path, env, params):
@@ -50,7 +58,8 @@ def _start(tmp_path, env, params):
     base = {'input_size': INPUT, 'device': 'cpu', 'cpu_threads': 1, 'diagnostics_period': 0.2,
             'image_qos_reliability': 'reliable'}
     pfile = write_params_file(tmp_path / 'mono.yaml', {**base, **params}, node_name='mono_depth_node')
-    return NodeProcess(params_file=pfile, command=[sys.executable, str(exe)], env=env, workdir=tmp_path).start()
+    return NodeProcess(params_file=pfile, command=[sys.executable, str(exe)], env=env,
+                       workdir=tmp_path).start()
 
 
 def _client(topics):
@@ -85,7 +94,8 @@ def _expect_drop(client, proc, reason, publish):
 def test_metric_outputs_runtime_range_and_bad_input(ros_env, tmp_path, files):
     from dro_depth.ros.conversions import image_to_float, pointcloud2_to_array, stamp_to_ns
     rgb = _image()
-    ref = _reference(files['metric'], rgb).depth
+    est = _estimator(files['metric'])
+    ref = est.predict(rgb).depth
     proc = _start(tmp_path, ros_env, {'checkpoint': files['metric'], 'points_decimation': 2,
                                       'points_max_range': 100.0, 'points_edge_threshold': 0.0})
     client = _client(METRIC_TOPICS)
@@ -94,7 +104,8 @@ def test_metric_outputs_runtime_range_and_bad_input(ros_env, tmp_path, files):
         stamp = 1_000_000_123                     # integer-ns stamps: 123 ns must survive
         client.camera.publish(rgb, K, stamp, 'cam_optical')
         outs = ('depth', 'depth/camera_info', 'relative_depth', 'points')
-        assert client.outputs.wait(lambda o: all(stamp in o.by_stamp(t) for t in outs), 60), proc.log()[-3000:]
+        arrived = client.outputs.wait(lambda o: all(stamp in o.by_stamp(t) for t in outs), 60)
+        assert arrived, proc.log()[-3000:]
         got = {t: client.outputs.by_stamp(t)[stamp].msg for t in outs}
         for msg in got.values():
             assert msg.header.frame_id == 'cam_optical' and stamp_to_ns(msg.header.stamp) == stamp
@@ -121,15 +132,32 @@ def test_metric_outputs_runtime_range_and_bad_input(ros_env, tmp_path, files):
         bad = _expect_drop(client, proc, 'bad_input', lambda: _publish_bad(client, 2_500_000_000,
                                                                            info_width=W + 16))
         assert 'camera_info' in bad['last_bad_input_reason']
-        _expect_drop(client, proc, 'duplicate_stamp', lambda: client.camera.publish(rgb, K, stamp, 'cam_optical'))
+        _expect_drop(client, proc, 'duplicate_stamp',
+                     lambda: client.camera.publish(rgb, K, stamp, 'cam_optical'))
 
         later = 3_000_000_000                    # still answering valid frames, with the new range
         client.camera.publish(rgb, K, later, 'cam_optical')
         assert client.outputs.wait(lambda o: later in o.by_stamp('depth'), 30), proc.log()[-3000:]
         depth = image_to_float(client.outputs.by_stamp('depth')[later].msg)
         np.testing.assert_array_equal(np.isnan(depth), ref >= threshold)
-        d = client.wait_diagnostics(lambda v: int(v.get('published', 0)) >= 2, 10)
+
+        # the optional confidence filter: flip consistency, as the core computes it
+        from dro_depth.geometry.cloud import CloudFilter, filter_points
+        from dro_depth.mono.confidence import flip_consistency, mirrored_depth
+        conf = flip_consistency(ref, mirrored_depth(est, rgb))
+        min_conf = _threshold_in_a_gap(conf[::2, ::2])
+        assert client.set_parameters(max_depth=80.0)[0].successful
+        assert client.set_parameters(points_min_confidence=min_conf)[0].successful
+        expected = filter_points(ref, K, CloudFilter(2, 0.1, 100.0, min_conf, 0.0), conf).xyz
+        assert 0 < len(expected) < len(xyz)
+        last = 4_000_000_000
+        client.camera.publish(rgb, K, last, 'cam_optical')
+        assert client.outputs.wait(lambda o: last in o.by_stamp('points'), 30), proc.log()[-3000:]
+        filtered, _ = pointcloud2_to_array(client.outputs.by_stamp('points')[last].msg)
+        np.testing.assert_allclose(filtered, expected, rtol=1e-4, atol=1e-5)
+        d = client.wait_diagnostics(lambda v: int(v.get('published', 0)) >= 3, 10)
         assert d['worker_alive'] == 'true' and d['output'] == 'metric depth', d
+        assert d['flip_confidence'] == 'true', d
         assert proc.alive()
     finally:
         client.close()
@@ -141,7 +169,7 @@ def test_relative_checkpoint_publishes_relative_depth_only(ros_env, tmp_path, fi
     from dro_depth.ros.conversions import image_to_float, stamp_to_ns
     from dro_depth.ros.testing.player import wait_for
     rgb = _image(1)
-    ref = _reference(files['relative'], rgb).relative
+    ref = _estimator(files['relative']).predict(rgb).relative
     proc = _start(tmp_path, ros_env, {'checkpoint': files['relative']})
     client = _client(METRIC_TOPICS)
     try:
