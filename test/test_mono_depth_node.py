@@ -135,6 +135,14 @@ def test_metric_outputs_runtime_range_and_bad_input(ros_env, tmp_path, files):
         _expect_drop(client, proc, 'duplicate_stamp',
                      lambda: client.camera.publish(rgb, K, stamp, 'cam_optical'))
 
+        grey = rgb[:, :, 1].copy()               # mono8 is accepted (three equal channels)
+        client.camera.publish(grey, K, 2_800_000_000, 'cam_optical', encoding='mono8')
+        assert client.outputs.wait(lambda o: 2_800_000_000 in o.by_stamp('relative_depth'), 30), \
+            proc.log()[-3000:]
+        grey_out = image_to_float(client.outputs.by_stamp('relative_depth')[2_800_000_000].msg)
+        grey_ref = est.predict(np.repeat(grey[:, :, None], 3, axis=2)).depth
+        np.testing.assert_allclose(grey_out, 1.0 / grey_ref, rtol=1e-5)
+
         later = 3_000_000_000                    # still answering valid frames, with the new range
         client.camera.publish(rgb, K, later, 'cam_optical')
         assert client.outputs.wait(lambda o: later in o.by_stamp('depth'), 30), proc.log()[-3000:]

@@ -231,6 +231,8 @@ class MonoDepthNode(Node):
             if self._stamps.check(stamp_ns):     # time went backwards (a looped bag): start a new sequence
                 self._stamps.clear()
             rgb = image_to_rgb(frame.image)
+            if rgb.ndim == 2:                    # mono8: the network takes three equal channels
+                rgb = np.repeat(rgb[:, :, None], 3, axis=2)
             t0 = time.perf_counter()
             pred = self.estimator.predict(rgb)
             confidence = self._confidence(rgb, pred)
