@@ -23,6 +23,7 @@ import csv
 import logging
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -66,7 +67,7 @@ class Fit:
 
 def fit_power_law(n: Sequence[float], y: Sequence[float]) -> Fit:
     """Least-squares ``y = a (n/n0)^-b + c`` with ``a >= 0``, ``0 < b <= 3``, ``0 <= c <= min(y)``."""
-    from scipy.optimize import curve_fit
+    from scipy.optimize import OptimizeWarning, curve_fit
 
     n, y = np.asarray(n, float), np.asarray(y, float)
     if len(n) < 3:
@@ -82,7 +83,9 @@ def fit_power_law(n: Sequence[float], y: Sequence[float]) -> Fit:
         c0 = 0.5 * c_max
         p0 = (max(float(np.mean(y)) - c0, 1e-3), b0, c0)
         try:
-            p, _ = curve_fit(f, n, y, p0=p0, bounds=([0.0, 1e-3, 0.0], [10.0, 3.0, c_max]), maxfev=20000)
+            with warnings.catch_warnings():          # 3 points: no covariance, which is not used
+                warnings.simplefilter('ignore', OptimizeWarning)
+                p, _ = curve_fit(f, n, y, p0=p0, bounds=([0.0, 1e-3, 0.0], [10.0, 3.0, c_max]), maxfev=20000)
         except RuntimeError:
             continue
         err = float(np.sqrt(np.mean((f(n, *p) - y) ** 2)))
@@ -121,7 +124,7 @@ def bootstrap_samples_needed(n: Sequence[float], y: Sequence[float], fitter: Cal
         except ValueError:
             needed.append(math.inf)
     needed = np.asarray(needed)
-    q16, q50, q84 = np.quantile(needed, [0.16, 0.5, 0.84])    # inf sorts last, so quantiles stay defined
+    q16, q50, q84 = np.quantile(needed, [0.16, 0.5, 0.84], method='inverted_cdf')    # no inf - inf: stays defined
     return {'best': base.samples_for(target), 'median': float(q50), 'q16': float(q16), 'q84': float(q84),
             'unreachable': float(np.mean(~np.isfinite(needed)))}
 
