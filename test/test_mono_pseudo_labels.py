@@ -105,6 +105,16 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys, argv, needle):
     assert not (tmp_path / 'o' / 'index.json').exists()
 
 
+def test_a_file_that_is_no_teacher_of_any_kind(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    save_file({'encoder.weight': torch.zeros(2)}, str(tmp_path / 'foreign.safetensors'))
+    code, cap = _run(capsys, ['pseudo-label', '--teacher', str(tmp_path / 'foreign.safetensors'), '--folder', 'test',
+                              '--out', str(tmp_path / 'o'), '--device', 'cpu'])
+    lines = cap.err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and 'not a Depth Anything V2 state dict' in lines[0]
+
+
 def test_a_bag_without_the_image_topic(tmp_path, capsys, seq, teacher_file):
     bag = write_sequence_bag(seq, tmp_path / 'bag')
     code, cap = _run(capsys, ['pseudo-label', '--teacher', str(teacher_file), '--bag', str(bag),
