@@ -163,9 +163,11 @@ def test_metric_outputs_runtime_range_and_bad_input(ros_env, tmp_path, files):
         assert client.outputs.wait(lambda o: last in o.by_stamp('points'), 30), proc.log()[-3000:]
         filtered, _ = pointcloud2_to_array(client.outputs.by_stamp('points')[last].msg)
         np.testing.assert_allclose(filtered, expected, rtol=1e-4, atol=1e-5)
-        d = client.wait_diagnostics(lambda v: int(v.get('published', 0)) >= 3, 10)
+        # a report made after the last frame (frames 1, 2.8, 3 and 4 s published)
+        d = client.wait_diagnostics(
+            lambda v: int(v.get('published', 0)) >= 4 and 'dropping' not in v['_message'], 10)
         assert d['worker_alive'] == 'true' and d['output'] == 'metric depth', d
-        assert d['flip_confidence'] == 'true', d
+        assert d['flip_confidence'] == 'true' and d['_message'] == 'publishing depth', d
         assert proc.alive()
     finally:
         client.close()
@@ -195,6 +197,7 @@ def test_relative_checkpoint_publishes_relative_depth_only(ros_env, tmp_path, fi
             assert client.outputs.count(topic) == 0, topic
         d = client.wait_diagnostics(lambda v: int(v.get('published', 0)) >= 1, 10)
         assert d['output'].startswith('relative_depth only'), d
+        assert d['_message'] == 'publishing relative_depth', d
     finally:
         client.close()
         code = proc.stop(signal.SIGINT)

@@ -45,11 +45,13 @@ class DiagnosticsReporter:
     Args:
         name: status name, e.g. ``sfm_node: depth and odometry``.
         hardware_id: e.g. the camera frame or the device.
+        ok_message: the status message while all is well and outputs are being published.
     """
 
-    def __init__(self, name: str, hardware_id: str = '') -> None:
+    def __init__(self, name: str, hardware_id: str = '', ok_message: str = 'tracking') -> None:
         self.name = name
         self.hardware_id = hardware_id
+        self.ok_message = ok_message
         self._last_dropped: Optional[int] = None
 
     def status(self, snapshot: Mapping[str, Any], info: Mapping[str, Any],
@@ -111,7 +113,7 @@ class DiagnosticsReporter:
         if problems and level == DiagnosticStatus.OK:
             level = DiagnosticStatus.WARN
         if not problems:
-            message = 'tracking' if snapshot['published'] else 'waiting for images'
+            message = self.ok_message if snapshot['published'] else 'waiting for images'
             if snapshot['published'] and info.get('tracking_state'):
                 message = str(info['tracking_state'])
                 if info.get('scale_regime'):

@@ -91,8 +91,9 @@ class MonoDepthNode(Node):
         self.estimator = estimator if estimator is not None else self._build_estimator()
         self.metric = bool(self.estimator.metric)
         self._create_publishers()
+        ok = 'publishing depth' if self.metric else 'publishing relative_depth'
         self._reporter = DiagnosticsReporter(f'{self.get_name()}: single-image depth',
-                                             str(self.estimator.device))
+                                             str(self.estimator.device), ok_message=ok)
         self.worker: InferenceWorker[MonoFrame] = InferenceWorker(
             self._process, on_drop=self._on_overload, name='mono-inference', on_error=self._on_internal_error)
         self.worker.start()
