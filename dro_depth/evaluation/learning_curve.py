@@ -187,7 +187,8 @@ def evaluate_points(points: Sequence[Tuple[Path, int]], csv_path: Path, threads:
     return sorted(rows, key=lambda r: int(r['samples']))
 
 
-def _plot(rows: List[Dict[str, str]], fits: Dict[str, Dict[str, Fit]], target: float, png: Path) -> None:
+def _plot(rows: List[Dict[str, str]], fits: Dict[str, Dict[str, Fit]], target: float, png: Path,
+          min_fit: int = 0) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -198,15 +199,19 @@ def _plot(rows: List[Dict[str, str]], fits: Dict[str, Dict[str, Fit]], target: f
     hi = max([n.max() * 4] + [x * 1.3 for x in reach if math.isfinite(x) and x < n.max() * 1e3])
     grid = np.geomspace(n.min() * 0.8, hi, 200)
     for (it, per), color in zip(fits.items(), ('tab:blue', 'tab:orange')):
-        ax.plot(n, [float(r[f'abs_rel_it{it}']) for r in rows], 'o', color=color, label=f'{it} iterations')
+        y = np.array([float(r[f'abs_rel_it{it}']) for r in rows])
+        fitted = n >= min_fit
+        ax.plot(n[fitted], y[fitted], 'o', color=color, label=f'{it} iterations')
+        ax.plot(n[~fitted], y[~fitted], 'o', mfc='none', color=color)     # shown, not fitted
         for kind, style in (('power', '-'), ('loglinear', ':')):
             if kind in per:
                 ax.plot(grid, per[kind](grid), style, color=color, lw=1, label=f'{it} it, {kind} fit')
     ax.axhline(target, color='k', lw=0.8, ls='--', label=f'target {target}')
     ax.set_xscale('log')
+    ax.set_ylim(max(0.0, target - 0.05), max(float(r[f'abs_rel_it{it}']) for r in rows for it in fits) + 0.05)
     ax.set_xlabel('training samples seen')
     ax.set_ylabel('held-out AbsRel (median-scaled)')
-    ax.set_title('DRO (GRU-128) on held-out synthetic scenes, 21 samples', fontsize=9)
+    ax.set_title('DRO (GRU-128) on held-out synthetic scenes, 21 samples (hollow: not fitted)', fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3, which='both')
     fig.tight_layout()
@@ -259,7 +264,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"{float(r['abs_rel_it12']):.3f} | {float(r['a1_it12']):.3f} |")
     fits = _report(rows, a.target, a.min_samples)
     if a.png and rows:
-        _plot(rows, fits, a.target, Path(a.png))
+        _plot(rows, fits, a.target, Path(a.png), a.min_samples)
     return 0
 
 
