@@ -132,6 +132,11 @@ def test_metric_outputs_runtime_range_and_bad_input(ros_env, tmp_path, files):
         bad = _expect_drop(client, proc, 'bad_input', lambda: _publish_bad(client, 2_500_000_000,
                                                                            info_width=W + 16))
         assert 'camera_info' in bad['last_bad_input_reason']
+        tiny, K_tiny = _image()[:10].copy(), K.copy()                           # < 14 px: a clear reason
+        K_tiny[1, 2] = 5.0
+        bad = _expect_drop(client, proc, 'bad_input',
+                           lambda: client.camera.publish(tiny, K_tiny, 2_600_000_000))
+        assert 'too small' in bad['last_bad_input_reason']
         _expect_drop(client, proc, 'duplicate_stamp',
                      lambda: client.camera.publish(rgb, K, stamp, 'cam_optical'))
 
