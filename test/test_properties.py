@@ -52,27 +52,30 @@ def test_seconds_convert_to_the_nearest_representable_ns(ns):
     assert err <= max(1, int(ns * 2.0 ** -51))        # only float64 rounding of the input remains
 
 
-@given(deltas=st.lists(st.integers(-3_000_000_000, 3_000_000_000), min_size=1, max_size=40))
-def test_stamp_order_never_accepts_the_newest_twice_and_never_raises_on_new_stamps(deltas):
-    order = StampOrder(max_gap_ns=2_000_000_000)
+@given(deltas=st.lists(st.integers(-3_000_000_000, 3_000_000_000), min_size=1, max_size=40),
+       max_spans=st.integers(1, 4))
+def test_stamp_order_accepts_a_stamp_at_most_once_per_timeline(deltas, max_spans):
+    order = StampOrder(max_gap_ns=2_000_000_000, max_spans=max_spans)     # few spans: merging is exercised
     ns = 10 ** 18
     accepted = []
     for d in deltas:
         ns = max(0, ns + d)
         try:
-            reason = order.check(ns)
+            order.check(ns)
         except DuplicateStampError:
-            assert ns in accepted                     # only stamps really seen are duplicates
+            assert any(lo <= ns <= hi for lo, hi in order.spans)   # refused only inside covered time
             continue
-        if reason and ns < (order.last_ns or 0):
-            order.clear()
-            accepted = []
+        assert ns not in accepted                                  # never accepted twice
         order.accept(ns)
         accepted.append(ns)
+        assert len(order.spans) <= max_spans
+        assert all(any(lo <= a <= hi for lo, hi in order.spans) for a in accepted)
         with pytest.raises(DuplicateStampError):
             order.check(ns)                           # the newest again: always a duplicate
-        if ns + 1 not in accepted:
+        if not any(lo <= ns + 1 <= hi for lo, hi in order.spans):
             assert order.check(ns + 1) == ''          # 1 ns later: a distinct, valid frame
+    order.new_timeline()                              # ROS time jumped back: stamps may come again
+    assert all(order.check(a) == '' for a in accepted[:1])
 
 
 # ---------------------------------------------------------------------------------------------- pairing

@@ -5,11 +5,17 @@ size and, for two-head models, the router's probabilities. The frame runs the he
 when the router then switches the route (rare, with hysteresis), the frame is run again with the new
 head, so results equal :meth:`ZoeDepth.infer` with a route chooser. Graphs compile in a background thread
 while the torch model answers.
+
+Memory is bounded: the network size follows the input's aspect ratio, so a one-off frame of another shape
+(one 3840x2160 frame into a 640x480 stream) would compile and keep a whole engine for it. In the background
+a size is compiled only once it has been asked for :data:`COMPILE_AFTER` times, and at most
+:data:`MAX_GRAPHS` graphs are kept (the least recently used is dropped); until then torch answers.
 """
 from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -25,6 +31,11 @@ __all__ = ['CompiledMetricModel']
 
 logger = logging.getLogger(__name__)
 Chooser = Callable[[Tensor], Sequence[str]]
+
+#: Background mode: frames of one (head, size) before it is compiled (one-off sizes stay on torch).
+COMPILE_AFTER = 3
+#: Most compiled graphs kept (least recently used dropped first).
+MAX_GRAPHS = 4
 
 
 class CompiledMetricModel:
@@ -43,7 +54,8 @@ class CompiledMetricModel:
         self._args = dict(backend=backend, precision=precision, device=device, threads=threads,
                           cache_dir=cache_dir)
         self.wait = wait
-        self._graphs: Dict[Tuple[str, tuple], Any] = {}
+        self._graphs: 'OrderedDict[Tuple[str, tuple], Any]' = OrderedDict()
+        self._asked: 'OrderedDict[Tuple[str, tuple], int]' = OrderedDict()    # sizes not compiled yet
         self._pending: set = set()
         self._lock = threading.Lock()
         self.info: Optional[BackendInfo] = None
@@ -72,14 +84,30 @@ class CompiledMetricModel:
             self._pending.discard(key)
             if graph is not None:
                 self._graphs[key] = graph
+                while len(self._graphs) > MAX_GRAPHS:
+                    self._graphs.popitem(last=False)
                 self.info = graph.info
                 self.fallback_reason = graph.info.fallback_reason or self.fallback_reason
+
+    def _due(self, key: Tuple[str, tuple]) -> bool:
+        """Whether ``key`` should compile now (always when ``wait``; else once asked COMPILE_AFTER times)."""
+        if self.wait:
+            return True
+        count = self._asked.pop(key, 0) + 1
+        if count >= COMPILE_AFTER:
+            return True
+        self._asked[key] = count
+        while len(self._asked) > 16:
+            self._asked.popitem(last=False)
+        return False
 
     def _run(self, head: str, x: Tensor) -> Tuple[Tensor, ...]:
         key = (head, tuple(x.shape))
         with self._lock:
             graph = self._graphs.get(key)
-            start = graph is None and key not in self._pending and not self._closed
+            if graph is not None:
+                self._graphs.move_to_end(key)
+            start = graph is None and key not in self._pending and not self._closed and self._due(key)
             if start:
                 self._pending.add(key)
         if start:

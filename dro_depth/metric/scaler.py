@@ -27,7 +27,21 @@ from dro_depth.errors import ConfigError
 from .scale import (MetricTrajectory, ScaleFilter, ScaleFilterConfig, ScaleObservation, ScalePairing,
                     ScaleState, estimate_scale, scale_depth)
 
-__all__ = ['MetricScaler', 'ScaleRegime']
+__all__ = ['MetricScaler', 'ScaleRegime', 'pairing_view', 'PAIRING_MAX_PIXELS']
+
+#: The most pixels of a DRO map kept while it waits for its metric answer: larger maps (a 4K frame) are
+#: kept subsampled, so ``pairing_frames`` waiting maps stay small whatever the input size (the scale is a
+#: robust ratio over the pixels; estimate_scale resizes the metric map to whatever DRO size it gets).
+PAIRING_MAX_PIXELS = 640 * 480
+
+
+def pairing_view(values: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """``values`` itself when it has at most :data:`PAIRING_MAX_PIXELS` pixels, else an every-k-th-pixel copy
+    that has (so the full-size map is not kept alive by the pairing table)."""
+    if values is None or values.ndim < 2 or values.shape[0] * values.shape[1] <= PAIRING_MAX_PIXELS:
+        return values
+    k = int(np.ceil(np.sqrt(values.shape[0] * values.shape[1] / PAIRING_MAX_PIXELS)))
+    return np.ascontiguousarray(values[::k, ::k])
 
 
 class ScaleRegime(str, enum.Enum):
@@ -80,7 +94,8 @@ class MetricScaler:
                 the metric model will not see (saves memory, changes nothing else).
         """
         if pair:
-            matched = self.pairing.add_dro(result.stamp, result.depth, result.confidence)
+            matched = self.pairing.add_dro(result.stamp, pairing_view(result.depth),
+                                           pairing_view(result.confidence))
             if matched is not None:          # the metric answer for this stamp came first
                 self._observe(matched)
         if result.reset and self.filter.state is not ScaleState.UNKNOWN:

@@ -31,7 +31,7 @@ from dro_depth.errors import DroDepthError
 
 __all__ = [
     'ImageConversionError', 'UnsupportedEncodingError', 'COLOR_ENCODINGS',
-    'image_to_rgb', 'rgb_to_image', 'float_to_image', 'image_to_float',
+    'check_image', 'image_to_rgb', 'rgb_to_image', 'float_to_image', 'image_to_float',
     'camera_from_info', 'camera_info_for', 'make_camera_info',
     'depth_to_pointcloud2', 'pointcloud2_to_array',
     'rotation_to_quaternion', 'matrix_to_pose', 'pose_to_matrix', 'matrix_to_transform',
@@ -59,8 +59,8 @@ class UnsupportedEncodingError(ImageConversionError):
 
 
 # ---------------------------------------------------------------------------------------------- images
-def _rows(msg: Image, bytes_per_pixel: int) -> np.ndarray:
-    """The image's pixel bytes as [H, W * bytes_per_pixel] uint8, dropping any row padding (``step``)."""
+def _layout(msg: Image, bytes_per_pixel: int) -> Tuple[int, int, int, int]:
+    """(height, width, step, row bytes) once size, step and data length agree (O(1): nothing is read)."""
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
     if h <= 0 or w <= 0:
         raise ImageConversionError(f'image has no pixels ({w}x{h})')
@@ -68,12 +68,33 @@ def _rows(msg: Image, bytes_per_pixel: int) -> np.ndarray:
     if step < row_bytes:
         raise ImageConversionError(f'{msg.encoding} image step {step} is smaller than width x pixel size '
                                    f'({w} x {bytes_per_pixel} = {row_bytes})')
-    buf = np.frombuffer(msg.data, dtype=np.uint8)
     # The last row may be unpadded, as some drivers send it.
     needed = step * (h - 1) + row_bytes
-    if buf.size < needed:
+    size = len(msg.data)
+    if size < needed:
         raise ImageConversionError(f'{msg.encoding} image {w}x{h} with step {step} needs {needed} bytes of '
-                                   f'data, got {buf.size}')
+                                   f'data, got {size}')
+    return h, w, step, row_bytes
+
+
+def check_image(msg: Image) -> None:
+    """Everything :func:`image_to_rgb` checks, without touching the pixels (O(1), for a subscription callback).
+
+    Raises:
+        UnsupportedEncodingError: the encoding is not one of :data:`COLOR_ENCODINGS`.
+        ImageConversionError: size, step and data length disagree.
+    """
+    channels = COLOR_ENCODINGS.get(msg.encoding.lower())
+    if channels is None:
+        raise UnsupportedEncodingError(
+            f'unsupported image encoding {msg.encoding!r}: accepted are {", ".join(COLOR_ENCODINGS)}')
+    _layout(msg, channels)
+
+
+def _rows(msg: Image, bytes_per_pixel: int) -> np.ndarray:
+    """The image's pixel bytes as [H, W * bytes_per_pixel] uint8, dropping any row padding (``step``)."""
+    h, w, step, row_bytes = _layout(msg, bytes_per_pixel)
+    buf = np.frombuffer(msg.data, dtype=np.uint8)
     if step == row_bytes:
         return buf[:h * row_bytes].reshape(h, row_bytes)
     full = np.lib.stride_tricks.as_strided(buf, shape=(h, row_bytes), strides=(step, 1), writeable=False)

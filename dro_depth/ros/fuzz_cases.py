@@ -8,8 +8,12 @@ do with it:
 * ``answer``: a valid frame the benchmark waits for: it must be published (paced, so overload cannot
   explain its absence).
 
-``reason`` names the drop reason a refused case must be counted under, where that is determined at the
-executor (``bad_encoding``, ``too_large``, ``unpaired``) or in the worker (``bad_input``).
+``reason`` names the drop reason a refused case must be counted under (``bad_encoding``, ``too_large``,
+``unpaired``, ``bad_input``): all of them are decided before the node's mailbox, so each is counted exactly.
+
+Stamps: the storm's clock only moves forward; the stamp classes send one frame off it (5 s back, 1 ns
+after, re-sent 1, 2 or 10 frames later). A stamp the node already published must never come out again
+(no ROS time jump happens here), which the no-stamp-twice invariant checks.
 """
 from __future__ import annotations
 
@@ -241,8 +245,14 @@ def _one_ns(st: Storm) -> Case:
 
 
 def _backwards(st: Storm) -> Case:
-    st.clock -= 5_000_000_000
-    return st.valid('stamp 5 s backwards')
+    """One frame 5 s before the clock: inside time already published (refused as duplicate_stamp) once the
+    storm has run 5 s, else a new run; the clock then goes on forward."""
+    s = st.clock - 5_000_000_000
+    while s in st.used:
+        s += 1
+    st.used.add(s)
+    image, info = st.frame(s)
+    return Case('stamp 5 s backwards', 'valid', image, info, s)
 
 
 def _jump(st: Storm) -> Case:
@@ -322,6 +332,7 @@ CLASSES: Dict[str, Callable[[Storm], Optional[Case]]] = {
     # stamps
     'stamp_duplicate': _resend('stamp duplicated (A, A)', 1),
     'stamp_stale': _resend('stale re-delivery (A, B, A)', 2),
+    'stamp_resent_later': _resend('stamp re-sent 10 frames later (X, Y, ..., X)', 10),
     'stamp_1ns': _one_ns,
     'stamp_backwards': _backwards,
     'stamp_jump': _jump,

@@ -37,8 +37,8 @@ from std_msgs.msg import Header
 from dro_depth.errors import DroDepthError
 from dro_depth.geometry.cloud import CloudFilter, filter_points
 from dro_depth.sfm.stamps import DuplicateStampError, StampOrder
-from .conversions import (COLOR_ENCODINGS, camera_from_info, camera_info_for, float_to_image, image_to_rgb,
-                          points_to_pointcloud2, stamp_to_ns, stamp_to_sec)
+from .conversions import (COLOR_ENCODINGS, camera_from_info, camera_info_for, check_image, float_to_image,
+                          image_to_rgb, points_to_pointcloud2, stamp_to_ns, stamp_to_sec)
 from .diagnostics import LOG_THROTTLE_S, DiagnosticsReporter
 from .mono_params import MONO_DYNAMIC, MONO_NAMES, ParameterError, declare_mono_parameters, parse_hooks, \
     validate_mono, validate_mono_all
@@ -46,6 +46,7 @@ from .node_main import run_node
 from .pairing import CameraPairing
 from .qos import describe_qos, diagnostics_qos, input_qos, output_qos
 from .stats import NodeStats
+from .timeline import Timeline
 from .worker import InferenceWorker
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class MonoFrame:
     info: CameraInfo
     camera: 'PinholeCamera'     # from the CameraInfo, at the image's size
     received: float             # time.monotonic() when the pair was complete
+    timeline: int = 0           # the ROS timeline it arrived in (ros.timeline: backward jumps of ROS time)
 
 
 class MonoDepthNode(Node):
@@ -85,7 +87,8 @@ class MonoDepthNode(Node):
         self.values: Dict[str, Any] = declare_mono_parameters(self)
         self.stats = NodeStats()
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self._stamps = StampOrder(_NO_GAP)
+        self._stamps = StampOrder(_NO_GAP)      # a stamp is published once per ROS timeline (sfm.stamps)
+        self._timeline = 0
         self._warned_frame = False
         self._last_network_size = (0, 0)
         self.estimator = estimator if estimator is not None else self._build_estimator()
@@ -98,6 +101,7 @@ class MonoDepthNode(Node):
             self._process, on_drop=self._on_overload, name='mono-inference', on_error=self._on_internal_error)
         self.worker.start()
         self.add_on_set_parameters_callback(self._check_parameters)
+        self.timeline = Timeline(self)
         self.add_post_set_parameters_callback(self._apply_parameters)
         qos = input_qos(self.values['image_qos_reliability'], self.values['image_qos_depth'])
         self.pairing = CameraPairing(
@@ -155,13 +159,14 @@ class MonoDepthNode(Node):
                                    f'max_input_pixels {self.values["max_input_pixels"]} (dropped before any '
                                    'copy)')
             return
-        try:        # here, so that no bad CameraInfo is hidden by an overload drop
+        try:        # here, so that no malformed image or bad CameraInfo is hidden by an overload drop
+            check_image(image)                   # size, step, data length; no pixel is read
             camera = camera_from_info(info, int(image.width), int(image.height),
                                       rectified=self.values['input_rectified'])
         except DroDepthError as exc:
-            self._bad('bad_input', f'camera_info: {type(exc).__name__}: {exc}')
+            self._bad('bad_input', f'{type(exc).__name__}: {exc}')
             return
-        self.worker.submit(MonoFrame(image, info, camera, time.monotonic()))
+        self.worker.submit(MonoFrame(image, info, camera, time.monotonic(), self.timeline.current()))
         self.stats.queue_depth(self.worker.waiting())
 
     def _on_overload(self, frame: MonoFrame) -> None:
@@ -228,9 +233,11 @@ class MonoDepthNode(Node):
     # ------------------------------------------------------------------ worker thread
     def _process(self, frame: MonoFrame) -> None:
         stamp_ns = stamp_to_ns(frame.image.header.stamp)
+        if frame.timeline != self._timeline:    # ROS time jumped back (a looped bag): stamps may repeat
+            self._timeline = frame.timeline
+            self._stamps.new_timeline()
         try:
-            if self._stamps.check(stamp_ns):     # time went backwards (a looped bag): start a new sequence
-                self._stamps.clear()
+            self._stamps.check(stamp_ns)         # a stamp already published raises DuplicateStampError
             rgb = image_to_rgb(frame.image)
             if rgb.ndim == 2:                    # mono8: the network takes three equal channels
                 rgb = np.repeat(rgb[:, :, None], 3, axis=2)
@@ -321,6 +328,7 @@ class MonoDepthNode(Node):
     def destroy_node(self) -> None:
         if not self.worker.stop(10.0):
             self.get_logger().warning('inference thread did not stop within 10 s')
+        self.timeline.close()
         self.pairing.destroy()
         super().destroy_node()
 

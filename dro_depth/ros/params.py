@@ -181,6 +181,15 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec('publish_confidence', True, 'publish the confidence image (run-time)', dynamic=True),
     ParamSpec('output_qos_depth', 5, 'history depth of the published topics', low=1, high=100, step=1),
     ParamSpec('diagnostics_period', 1.0, 'seconds between /diagnostics messages', low=0.1, high=60.0),
+    # --- memory (glibc malloc; ignored elsewhere)
+    ParamSpec('malloc_mmap_threshold', 1 << 20, 'bytes: buffers at least this large are mmapped and given '
+              'back to the OS when freed (fixed, so glibc does not raise it after a large frame); 0 = '
+              "glibc's dynamic threshold", low=0, high=1 << 30, step=1),
+    ParamSpec('malloc_arena_max', 0, "most glibc malloc arenas; 0 = glibc's default (8 per core)",
+              low=0, high=1024, step=1),
+    ParamSpec('malloc_trim_period', 10.0, 'seconds between malloc_trim calls that return freed memory to '
+              'the OS (also right after a frame above 1920x1080); 0 = only after such frames',
+              low=0.0, high=3600.0),
 )
 
 #: The estimator's depth limits (DRO units) while the metric branch is on.

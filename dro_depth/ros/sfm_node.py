@@ -33,15 +33,18 @@ from std_msgs.msg import Header
 
 from dro_depth.errors import DroDepthError
 from dro_depth.sfm.errors import DuplicateStampError
-from .conversions import COLOR_ENCODINGS, camera_from_info, image_to_rgb, stamp_to_ns, stamp_to_sec
+from .conversions import (COLOR_ENCODINGS, camera_from_info, check_image, image_to_rgb, stamp_to_ns,
+                          stamp_to_sec)
 from .diagnostics import LOG_THROTTLE_S, DiagnosticsReporter
 from .frames import TfBridge
+from .memory import MallocTuning
 from .metric import MetricBranch
 from .outputs import OutputPublisher
 from .pairing import CameraPairing
 from .params import DYNAMIC_PARAMETERS, PARAMETER_NAMES, declare_parameters, estimator_config, validate
 from .qos import describe_qos, diagnostics_qos, input_qos
 from .stats import NodeStats
+from .timeline import Timeline
 from .node_main import run_node
 from .worker import InferenceWorker
 
@@ -56,6 +59,8 @@ class Frame:
     image: Image
     info: CameraInfo
     received: float      # time.monotonic() when the pair was complete
+    camera: Any = None   # the validated camera of the image (checked before the mailbox)
+    timeline: int = 0    # the ROS timeline it arrived in (Timeline: backward jumps of ROS time)
 
 
 class SfmNode(Node):
@@ -80,7 +85,11 @@ class SfmNode(Node):
         self._settings_lock = threading.Lock()
         self._pending_num_refs: Optional[int] = None
         self._last_result: Any = None
+        self._timeline = 0                  # the estimator's timeline (worker thread)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.malloc = MallocTuning(self.values['malloc_mmap_threshold'], self.values['malloc_arena_max'],
+                                   self.values['malloc_trim_period'])
+        log.info(f'memory: {self.malloc.apply()}')
 
         if self.values['cpu_threads'] > 0:
             import torch
@@ -122,6 +131,7 @@ class SfmNode(Node):
                                                               on_error=self._on_internal_error)
         self.worker.start()
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.timeline = Timeline(self)
 
         qos = input_qos(self.values['image_qos_reliability'], self.values['image_qos_depth'])
         self.pairing = CameraPairing(
@@ -155,8 +165,28 @@ class SfmNode(Node):
                                    f'max_input_pixels {self.values["max_input_pixels"]} '
                                    '(dropped before any copy)')
             return
-        self.worker.submit(Frame(image, info, time.monotonic()))
+        camera = self._check_pair(image, info)
+        if camera is None:
+            return
+        self.worker.submit(Frame(image, info, time.monotonic(), camera, self.timeline.current()))
         self.stats.queue_depth(self.worker.waiting())
+
+    def _check_pair(self, image: Image, info: CameraInfo) -> Any:
+        """The validated camera, or None once the pair is counted as refused: every check that needs no
+        pixels runs here, before the mailbox, so a malformed frame is always counted as bad_input, however
+        busy inference is (the mailbox would otherwise drop some of them as overload first). O(1)."""
+        try:
+            check_image(image)                          # size, step, data length (no pixel is read)
+            camera = camera_from_info(info, int(image.width), int(image.height),
+                                      rectified=self.values['input_rectified'])
+            self.estimator.check_frame(camera.width, camera.height, camera.K)   # size limits, intrinsics
+        except DroDepthError as exc:
+            self._bad('bad_input', f'{type(exc).__name__}: {exc}')
+            return None
+        except Exception as exc:  # noqa: BLE001 - a bug here must not end the executor's spin
+            self._on_internal_error(Frame(image, info, time.monotonic()), exc)
+            return None
+        return camera
 
     def _on_overload(self, frame: Frame) -> None:
         self.stats.drop('overload', 'a newer frame arrived before inference finished (the newest is kept)')
@@ -227,6 +257,8 @@ class SfmNode(Node):
             'path_length': self.outputs.path_length(),
             'worker_alive': self.worker.alive,
             'rss_mb': _rss_mb(),
+            'timeline': self.timeline.current(),
+            **self.malloc.diagnostics(),
         }
         if hasattr(est, 'diagnostics'):
             info.update(est.diagnostics())              # DRO engine: backend, compile times, fallback
@@ -240,18 +272,25 @@ class SfmNode(Node):
 
     # ------------------------------------------------------------------ worker thread
     def _process(self, frame: Frame) -> None:
+        try:
+            self._process_frame(frame)
+        finally:      # freed buffers of a large frame (or a period's worth) go back to the OS
+            self.malloc.after_frame(int(frame.image.width) * int(frame.image.height))
+
+    def _process_frame(self, frame: Frame) -> None:
         with self._settings_lock:
             num_refs, self._pending_num_refs = self._pending_num_refs, None
         if num_refs is not None:
             self.estimator.num_refs = num_refs
+        if frame.timeline != self._timeline:       # ROS time jumped back: stamps may legitimately repeat
+            self._timeline = frame.timeline
+            self.estimator.new_timeline(f'ROS time jumped backwards (timeline {frame.timeline})')
         image, info = frame.image, frame.info
         stamp_ns = stamp_to_ns(image.header.stamp)
         try:
             rgb = image_to_rgb(image)
-            camera = camera_from_info(info, int(image.width), int(image.height),
-                                      rectified=self.values['input_rectified'])
             t0 = time.perf_counter()
-            result = self.estimator.track(rgb, camera.K, stamp_ns=stamp_ns)
+            result = self.estimator.track(rgb, frame.camera.K, stamp_ns=stamp_ns)
             inference_ms = (time.perf_counter() - t0) * 1e3
         except DuplicateStampError as exc:       # the estimator owns the one duplicate / stale rule
             self._bad('duplicate_stamp', str(exc))
@@ -303,6 +342,7 @@ class SfmNode(Node):
             if close is not None and not close(60.0):
                 self.get_logger().warning('an engine compile did not finish within 60 s')
         self.tf.close()
+        self.timeline.close()
         self.pairing.destroy()
 
     def destroy_node(self) -> None:

@@ -43,6 +43,7 @@ __all__ = ['DuplicateStampError', 'EstimatorConfig', 'FrameResult', 'InputError'
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ('fp32', 'fp16', 'bf16')
+MIN_IMAGE_SIDE = 16                  # pixels: smaller images are refused
 _AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
@@ -312,27 +313,48 @@ class SfmEstimator:
             raise InputError(f'image must be a numpy array (H x W x 3 uint8 RGB), got {type(image).__name__}')
         if image.dtype != np.uint8:
             raise InputError(f'image must be uint8 RGB, got dtype {image.dtype}')
-        if image.ndim >= 2 and image.shape[0] * image.shape[1] > self.config.max_input_pixels:
-            raise InputError(f'image is too large ({image.shape[1]}x{image.shape[0]} = '
-                             f'{image.shape[0] * image.shape[1]} pixels > max_input_pixels '
-                             f'{self.config.max_input_pixels})')
+        if image.ndim >= 2:
+            self.check_size(image.shape[1], image.shape[0])
         if image.ndim == 2:
             image = np.repeat(image[:, :, None], 3, axis=2)
         if image.ndim != 3 or image.shape[2] != 3:
             raise InputError(f'image must be H x W x 3 RGB (or H x W mono), got shape {image.shape}')
-        if image.shape[0] < 16 or image.shape[1] < 16:
-            raise InputError(f'image is too small ({image.shape[1]}x{image.shape[0]}), need at least 16x16')
         return image
+
+    def check_size(self, width: int, height: int) -> None:
+        """Raise InputError unless a ``width`` x ``height`` image is between 16x16 and ``max_input_pixels``."""
+        if width * height > self.config.max_input_pixels:
+            raise InputError(f'image is too large ({width}x{height} = {width * height} pixels > '
+                             f'max_input_pixels {self.config.max_input_pixels})')
+        if height < MIN_IMAGE_SIDE or width < MIN_IMAGE_SIDE:
+            raise InputError(f'image is too small ({width}x{height}), need at least '
+                             f'{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}')
+
+    def check_frame(self, width: int, height: int, K: Any) -> np.ndarray:
+        """Every check :meth:`track` makes before inference that needs no pixels (size, intrinsics), in O(1):
+        what the ROS node runs in its subscription callback so that a malformed frame is always refused under
+        its reason, however busy inference is. Returns K as validated float64.
+
+        Raises:
+            InputError, IntrinsicsError (DroDepthError).
+        """
+        self.check_size(int(width), int(height))
+        return validate_intrinsics(K, int(width), int(height))
 
     def _check_stamp(self, stamp: Any, stamp_ns: Any) -> int:
         """Integer nanoseconds; duplicates raise, backwards time and large gaps reset (see sfm.stamps)."""
         ns = as_stamp_ns(stamp, stamp_ns)
         restart = self._stamps.check(ns)
         if restart:
-            if ns < (self._stamps.last_ns or 0):
-                self._stamps.clear()          # a new sequence: its stamps may repeat the old ones
             self.reset(restart)
         return ns
+
+    def new_timeline(self, reason: str = 'ROS time jumped backwards') -> None:
+        """Time itself went back (a bag replayed in a loop with use_sim_time): forget every published stamp,
+        so the stamps that come again are tracked and published again; tracking restarts (the trajectory
+        continues from the last pose). Without this call a stamp is never accepted twice (see sfm.stamps)."""
+        self._stamps.new_timeline()
+        self.reset(reason)
 
     def _set_camera(self, camera: PinholeCamera) -> None:
         old = self._camera
@@ -368,8 +390,10 @@ class SfmEstimator:
             stamp: seconds (sensor time); must increase. Backwards time or a large gap resets the window.
                 Converted once to integer nanoseconds (to the nearest ns).
             stamp_ns: instead of ``stamp``, exact integer nanoseconds (what the ROS node passes). Stamps
-                1 ns apart are distinct; a duplicate or a stale re-delivered stamp (A, B, A) raises
-                :class:`~dro_depth.sfm.stamps.DuplicateStampError` and leaves tracking as it was.
+                1 ns apart are distinct; a stamp inside time already published (a duplicate, a stale
+                re-delivery A, B, A, a late frame, or X again after X, Y, X - 5 s) raises
+                :class:`~dro_depth.sfm.stamps.DuplicateStampError` and leaves tracking as it was, until
+                :meth:`new_timeline` (ROS time jumped back).
 
         Returns:
             :class:`FrameResult` at the input resolution.
@@ -389,7 +413,7 @@ class SfmEstimator:
         t_start = time.perf_counter()
         image = self._check_image(image)
         height, width = image.shape[:2]
-        camera = PinholeCamera(validate_intrinsics(K, width, height), width, height)
+        camera = PinholeCamera(self.check_frame(width, height, K), width, height)
         ns = self._check_stamp(stamp, stamp_ns)
         stamp = float(stamp) if stamp is not None else ns * 1e-9
         self._set_camera(camera)
