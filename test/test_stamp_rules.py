@@ -72,7 +72,7 @@ def test_a_stamp_is_never_accepted_twice_across_a_backwards_jump():
         order.check(X - 5 * second)
     order.accept(X - 4 * second)
     with pytest.raises(DuplicateStampError, match='out of order'):
-        order.check(X - 4 * second - 1)                   # a late frame inside the current run: refused, no reset
+        order.check(X - 4 * second - 1)                   # a late frame in the current run: refused, no reset
     order.new_timeline()                                  # ROS time jumped back (a looped bag with /clock)
     for ns in (X, Y):
         assert order.check(ns) == ''

@@ -78,7 +78,7 @@ def _layout(msg: Image, bytes_per_pixel: int) -> Tuple[int, int, int, int]:
 
 
 def check_image(msg: Image) -> None:
-    """Everything :func:`image_to_rgb` checks, without touching the pixels (O(1), for a subscription callback).
+    """Everything :func:`image_to_rgb` checks, without reading a pixel (O(1), for a subscription callback).
 
     Raises:
         UnsupportedEncodingError: the encoding is not one of :data:`COLOR_ENCODINGS`.

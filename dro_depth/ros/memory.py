@@ -37,7 +37,7 @@ LARGE_FRAME_PIXELS = 1920 * 1080
 
 
 def glibc() -> Optional[Any]:
-    """The C library as a ctypes handle when it is glibc on Linux (with mallopt and malloc_trim), else None."""
+    """The C library (ctypes) when it is glibc on Linux with mallopt and malloc_trim, else None."""
     if not sys.platform.startswith('linux') or platform.libc_ver()[0] != 'glibc':
         return None
     try:
@@ -98,7 +98,7 @@ class MallocTuning:
         return self.state
 
     def trim(self) -> bool:
-        """``malloc_trim(0)`` now: free pages of every arena go back to the OS. True if memory was released."""
+        """``malloc_trim(0)`` now: free pages of every arena go back to the OS; True if any was released."""
         if self._libc is None:
             return False
         with self._lock:
@@ -110,7 +110,7 @@ class MallocTuning:
         return released
 
     def after_frame(self, pixels: int) -> bool:
-        """Trim after a frame of ``pixels`` pixels when it was large or the period is over; True if trimmed."""
+        """Trim after a frame of ``pixels`` pixels if it was large or the period is over; True if trimmed."""
         if self._libc is None:
             return False
         due = self.trim_period > 0 and time.monotonic() - self._last_trim >= self.trim_period

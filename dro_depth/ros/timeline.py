@@ -32,7 +32,8 @@ class Timeline:
         self._lock = threading.Lock()
         self.index = 0
         self.last_jump_ns = 0
-        threshold = JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=True)
+        threshold = JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1),
+                                  on_clock_change=True)
         self._handle = node.get_clock().create_jump_callback(threshold, post_callback=self._on_jump)
 
     def _on_jump(self, jump: Any) -> None:

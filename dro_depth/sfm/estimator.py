@@ -322,7 +322,7 @@ class SfmEstimator:
         return image
 
     def check_size(self, width: int, height: int) -> None:
-        """Raise InputError unless a ``width`` x ``height`` image is between 16x16 and ``max_input_pixels``."""
+        """Raise InputError unless a ``width`` x ``height`` image is within 16x16 and ``max_input_pixels``."""
         if width * height > self.config.max_input_pixels:
             raise InputError(f'image is too large ({width}x{height} = {width * height} pixels > '
                              f'max_input_pixels {self.config.max_input_pixels})')

@@ -10,11 +10,11 @@ timeline**, and a timeline ends only when ROS time itself jumps backwards (the n
 ``use_sim_time``). Within a timeline:
 
 * the stamps accepted so far cover spans of time: one span per run of stamps tracked one after the other,
-  from its first to its newest stamp. A stamp inside a span is refused with :class:`DuplicateStampError` (the frame is
-  dropped, tracking is untouched): the newest stamp again (a duplicate), a stamp already published and
-  re-delivered (A, B, A), a late frame older than the previous one (out of order), or a stamp inside time
-  already published before a backwards jump (X, Y, X - 5 s, X: the last X is refused). Publishing it would
-  put a second trajectory into time the outputs (and TF) already cover;
+  from its first to its newest stamp. A stamp inside a span is refused with :class:`DuplicateStampError`
+  (the frame is dropped, tracking is untouched): the newest stamp again (a duplicate), a stamp already
+  published and re-delivered (A, B, A), a late frame older than the previous one (out of order), or a stamp
+  inside time already published before a backwards jump (X, Y, X - 5 s, X: the last X is refused).
+  Publishing it would put a second trajectory into time the outputs (and TF) already cover;
 * a stamp older than the newest but outside every span (a clock reset of the camera, a bag replayed
   without ``--clock``) starts a new run: tracking restarts from the last pose;
 * a forward gap above ``max_gap_ns`` restarts tracking too, and starts a new run (nothing was published in
