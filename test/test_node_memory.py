@@ -44,6 +44,18 @@ def test_metric_engines_compile_only_repeated_sizes():
     assert CompiledMetricModel(None, backend='openvino', wait=True)._due(one_off)   # benchmarks: at once
 
 
+def test_metric_pairing_keeps_large_maps_subsampled():
+    from dro_depth.metric.scaler import PAIRING_MAX_PIXELS, pairing_view
+
+    small = np.ones((480, 640), np.float32)
+    assert pairing_view(small) is small                               # the usual camera: kept as it is
+    big = np.arange(2160 * 3840, dtype=np.float32).reshape(2160, 3840)
+    kept = pairing_view(big)
+    assert kept.size <= PAIRING_MAX_PIXELS and not np.shares_memory(kept, big)   # the 33 MB map can go
+    k = -(-big.shape[0] // kept.shape[0])
+    assert np.array_equal(kept, big[::k, ::k])                        # every k-th pixel, as it was
+
+
 def _rss_mb(pid: int) -> float:
     with open(f'/proc/{pid}/status') as f:
         for line in f:
