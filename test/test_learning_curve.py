@@ -55,3 +55,22 @@ def test_run_points_count_samples_from_the_config(tmp_path):
     (tmp_path / 'last.safetensors').write_bytes(b'')
     assert [(p.name, s) for p, s in run_points(tmp_path, 1120)] == [
         ('step-000100.safetensors', 1520), ('step-000200.safetensors', 1920)]
+
+
+def test_command_fits_each_series_with_enough_points_and_writes_a_small_png(tmp_path, capsys):
+    import csv
+
+    from dro_depth.evaluation.learning_curve import FIELDS, main
+    path = tmp_path / 'curve.csv'
+    with open(path, 'w', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        rows = [('scratch', n, 0.4 * (n / 1000) ** -0.5 + 0.1) for n in N] + [('old', 1000, 0.3)]
+        for series, n, y in rows:
+            w.writerow({'series': series, 'checkpoint': f'{series}-{int(n)}', 'samples': int(n),
+                        'abs_rel_it4': y, 'a1_it4': 0.6, 'abs_rel_it12': y + 0.01, 'a1_it12': 0.6})
+    assert main(['--csv', str(path), '--png', str(tmp_path / 'c.png'), '--no-eval']) == 0
+    out = capsys.readouterr().out
+    assert 'scratch, 4 it, power' in out and 'scratch, 12 it, loglinear' in out
+    assert 'old, 4 it' not in out                                   # one point: shown, not fitted
+    assert 0 < (tmp_path / 'c.png').stat().st_size < 200_000

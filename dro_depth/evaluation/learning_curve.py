@@ -1,8 +1,8 @@
 """Learning curve of DRO training: held-out accuracy of kept checkpoints against samples seen, a fit, and the
 extrapolated budget for a target AbsRel.
 
-    python -m dro_depth.evaluation.learning_curve --run runs/curve --base-samples 1120 \\
-        --checkpoint OLD.safetensors:1000 --csv docs/training/dro_learning_curve.csv \\
+    python -m dro_depth.evaluation.learning_curve --series gru128_finetune --run runs/curve \\
+        --base-samples 1120 [--checkpoint PATH:SAMPLES ...] --csv docs/training/dro_learning_curve.csv \\
         --png docs/training/dro_learning_curve.png [--no-eval] [--target 0.15]
 
 1. every kept snapshot ``RUN/step-NNNNNN.safetensors`` (``keep_every`` of the DRO recipe) is a point at
@@ -11,9 +11,9 @@ extrapolated budget for a target AbsRel.
 2. each point not yet in the CSV is evaluated on the held-out scenes like
    ``python -m dro_depth.evaluation.dro_heldout`` (seeds 1000-1001, 24 frames, every 4th tracked target:
    21 samples, 96x128, median-scaled per frame) at 4 and 12 iterations and appended to the CSV, so the
-   command can be rerun while training goes on;
+   command can be rerun while training goes on; ``--series`` names the curve the new points belong to;
 3. ``AbsRel(n) = a (n / n0)^-b + c`` (``n0`` the geometric mean of the sample counts, for conditioning) and
-   ``AbsRel = alpha + beta log10(n)`` are fitted per iteration count; a residual bootstrap gives the spread
+   ``AbsRel = alpha + beta log10(n)`` are fitted per series (with >= 3 points) and iteration count; a residual bootstrap gives the spread
    of the samples needed for ``--target``; the PNG shows points, fits and target.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ __all__ = ['Fit', 'bootstrap_samples_needed', 'evaluate_points', 'fit_log_linear
 
 logger = logging.getLogger(__name__)
 
-FIELDS = ['checkpoint', 'samples', 'abs_rel_it4', 'a1_it4', 'abs_rel_it12', 'a1_it12', 'rpe_t_it4',
+FIELDS = ['series', 'checkpoint', 'samples', 'abs_rel_it4', 'a1_it4', 'abs_rel_it12', 'a1_it12', 'rpe_t_it4',
           'rpe_r_it4', 'abs_rel_const', 'a1_const']
 
 
@@ -60,7 +60,8 @@ class Fit:
         if self.kind == 'power':
             if target <= p['c'] or p['a'] <= 0 or p['b'] <= 0:
                 return math.inf
-            return p['n0'] * ((target - p['c']) / p['a']) ** (-1.0 / p['b'])
+            exponent = -math.log((target - p['c']) / p['a']) / p['b']        # log of n / n0
+            return p['n0'] * math.exp(exponent) if exponent < 690 else math.inf
         exponent = (target - p['alpha']) / p['beta'] if p['beta'] < 0 else math.inf
         return 10.0 ** exponent if exponent < 300 else math.inf
 
@@ -150,17 +151,18 @@ def _read_rows(csv_path: Path) -> List[Dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def evaluate_points(points: Sequence[Tuple[Path, int]], csv_path: Path, threads: int = 1) -> List[Dict[str, str]]:
-    """Evaluate each ``(checkpoint, samples)`` not yet in ``csv_path`` on the held-out set, append its row;
-    returns all rows sorted by samples."""
+def evaluate_points(points: Sequence[Tuple[Path, int]], csv_path: Path, series: str,
+                    threads: int = 1) -> List[Dict[str, str]]:
+    """Evaluate each ``(checkpoint, samples)`` of ``series`` not yet in ``csv_path`` on the held-out set,
+    append its row; returns all rows."""
     import torch
 
     from dro_depth.models.dro import load_dro
     from .dro_heldout import evaluate_model, heldout_dataset
 
     rows = _read_rows(csv_path)
-    done = {(r['checkpoint'], int(r['samples'])) for r in rows}
-    todo = [(p, s) for p, s in points if (p.name, s) not in done]
+    done = {(r['series'], r['checkpoint'], int(r['samples'])) for r in rows}
+    todo = [(p, s) for p, s in points if (series, p.name, s) not in done]
     if todo:
         torch.set_num_threads(threads)
         ds = heldout_dataset([1000, 1001], frames=24, stride=4)
@@ -172,7 +174,7 @@ def evaluate_points(points: Sequence[Tuple[Path, int]], csv_path: Path, threads:
                 writer.writeheader()
             for path, samples in todo:
                 res = evaluate_model(load_dro(str(path), dtype=torch.float32), ds, [4, 12], constant_depth=4.0)
-                row = {'checkpoint': path.name, 'samples': samples,
+                row = {'series': series, 'checkpoint': path.name, 'samples': samples,
                        'abs_rel_const': f"{res['median_scaled_constant']['abs_rel_ms']:.4f}",
                        'a1_const': f"{res['median_scaled_constant']['a1_ms']:.4f}",
                        'rpe_t_it4': f"{res['it4']['rpe_t']:.4f}", 'rpe_r_it4': f"{res['it4']['rpe_r']:.3f}"}
@@ -184,58 +186,68 @@ def evaluate_points(points: Sequence[Tuple[Path, int]], csv_path: Path, threads:
                 logger.info('%s (%d samples): AbsRel %s / %s at 4 / 12 iterations', path.name, samples,
                             row['abs_rel_it4'], row['abs_rel_it12'])
                 rows.append({k: str(v) for k, v in row.items()})
-    return sorted(rows, key=lambda r: int(r['samples']))
+    return rows
 
 
-def _plot(rows: List[Dict[str, str]], fits: Dict[str, Dict[str, Fit]], target: float, png: Path,
-          min_fit: int = 0) -> None:
+def _series(rows: List[Dict[str, str]]) -> Dict[str, List[Dict[str, str]]]:
+    out: Dict[str, List[Dict[str, str]]] = {}
+    for r in sorted(rows, key=lambda r: int(r['samples'])):
+        out.setdefault(r['series'], []).append(r)
+    return out
+
+
+def _plot(rows: List[Dict[str, str]], fits: Dict[Tuple[str, str], Dict[str, Fit]], target: float,
+          png: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    n = np.array([int(r['samples']) for r in rows], float)
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    n_all = np.array([int(r['samples']) for r in rows], float)
     reach = [f.samples_for(target) for per in fits.values() for f in per.values()]
-    hi = max([n.max() * 4] + [x * 1.3 for x in reach if math.isfinite(x) and x < n.max() * 1e3])
-    grid = np.geomspace(n.min() * 0.8, hi, 200)
-    for (it, per), color in zip(fits.items(), ('tab:blue', 'tab:orange')):
-        y = np.array([float(r[f'abs_rel_it{it}']) for r in rows])
-        fitted = n >= min_fit
-        ax.plot(n[fitted], y[fitted], 'o', color=color, label=f'{it} iterations')
-        ax.plot(n[~fitted], y[~fitted], 'o', mfc='none', color=color)     # shown, not fitted
-        for kind, style in (('power', '-'), ('loglinear', ':')):
-            if kind in per:
-                ax.plot(grid, per[kind](grid), style, color=color, lw=1, label=f'{it} it, {kind} fit')
+    hi = max([n_all.max() * 3] + [x * 1.3 for x in reach if math.isfinite(x) and x < n_all.max() * 30])
+    fig, ax = plt.subplots(figsize=(7.0, 4.0))
+    for (name, group), marker in zip(_series(rows).items(), 'osD^v'):
+        n = np.array([int(r['samples']) for r in group], float)
+        grid = np.geomspace(n.min(), hi, 200)
+        for it, color in (('4', 'tab:blue'), ('12', 'tab:orange')):
+            y = [float(r[f'abs_rel_it{it}']) for r in group]
+            ax.plot(n, y, marker, color=color, ms=4, mfc='none' if (name, it) not in fits else color,
+                    label=f'{name}, {it} it')
+            for kind, style in (('power', '-'), ('loglinear', ':')):
+                if kind in fits.get((name, it), {}):
+                    ax.plot(grid, fits[(name, it)][kind](grid), style, color=color, lw=0.8)
     ax.axhline(target, color='k', lw=0.8, ls='--', label=f'target {target}')
     ax.set_xscale('log')
-    ax.set_ylim(max(0.0, target - 0.05), max(float(r[f'abs_rel_it{it}']) for r in rows for it in fits) + 0.05)
+    ax.set_ylim(max(0.0, target - 0.05), max(float(r[f'abs_rel_it{it}']) for r in rows for it in ('4', '12')) + 0.03)
     ax.set_xlabel('training samples seen')
     ax.set_ylabel('held-out AbsRel (median-scaled)')
-    ax.set_title('DRO (GRU-128) on held-out synthetic scenes, 21 samples (hollow: not fitted)', fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_title('DRO on held-out synthetic scenes (21 samples); lines: power law (solid), log-linear (dotted); '
+                 'hollow: not fitted', fontsize=7)
+    ax.legend(fontsize=6, ncol=2)
     ax.grid(alpha=0.3, which='both')
     fig.tight_layout()
     fig.savefig(png, dpi=72)
     plt.close(fig)
 
 
-def _report(rows: List[Dict[str, str]], target: float, min_samples: int) -> Dict[str, Dict[str, Fit]]:
-    fits: Dict[str, Dict[str, Fit]] = {}
-    use = [r for r in rows if int(r['samples']) >= min_samples]
-    n = np.array([int(r['samples']) for r in use], float)
-    for it in ('4', '12'):
-        y = np.array([float(r[f'abs_rel_it{it}']) for r in use])
-        fits[it] = {}
-        for kind, fitter in (('power', fit_power_law), ('loglinear', fit_log_linear)):
-            if len(n) < 3:                    # two points fit any curve exactly: no residual, no spread
-                continue
-            fit = fitter(n, y)
-            fits[it][kind] = fit
-            boot = bootstrap_samples_needed(n, y, fitter, target)
-            params = ' '.join(f'{k}={v:.4g}' for k, v in fit.params.items())
-            print(f'{it} it, {kind}: {params}; rmse {fit.rmse:.4f}; samples for AbsRel {target}: '
-                  f"{boot['best']:.3g} (bootstrap median {boot['median']:.3g}, 16-84 % "
-                  f"{boot['q16']:.3g}-{boot['q84']:.3g}, never reached in {100 * boot['unreachable']:.0f} %)")
+def _report(rows: List[Dict[str, str]], target: float) -> Dict[Tuple[str, str], Dict[str, Fit]]:
+    """Fit every series with >= 3 points, per iteration count; print parameters and the budget."""
+    fits: Dict[Tuple[str, str], Dict[str, Fit]] = {}
+    for name, group in _series(rows).items():
+        if len(group) < 3:                     # two points fit any curve exactly: no residual, no spread
+            continue
+        n = np.array([int(r['samples']) for r in group], float)
+        for it in ('4', '12'):
+            y = np.array([float(r[f'abs_rel_it{it}']) for r in group])
+            fits[(name, it)] = {}
+            for kind, fitter in (('power', fit_power_law), ('loglinear', fit_log_linear)):
+                fit = fitter(n, y)
+                fits[(name, it)][kind] = fit
+                boot = bootstrap_samples_needed(n, y, fitter, target)
+                params = ' '.join(f'{k}={v:.4g}' for k, v in fit.params.items())
+                print(f'{name}, {it} it, {kind}: {params}; rmse {fit.rmse:.4f}; samples for AbsRel {target}: '
+                      f"{boot['best']:.3g} (bootstrap median {boot['median']:.3g}, 16-84 % "
+                      f"{boot['q16']:.3g}-{boot['q84']:.3g}, never reached in {100 * boot['unreachable']:.0f} %)")
     return fits
 
 
@@ -249,22 +261,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--csv', required=True)
     p.add_argument('--png', default='')
     p.add_argument('--target', type=float, default=0.15)
-    p.add_argument('--min-samples', type=int, default=0, help='fit only points with at least this many')
+    p.add_argument('--series', default='run', help='name of the curve the new points belong to')
     p.add_argument('--no-eval', action='store_true', help='only fit and plot the CSV')
     p.add_argument('--threads', type=int, default=1)
     a = p.parse_args(argv)
     points = [(Path(c.rsplit(':', 1)[0]), int(c.rsplit(':', 1)[1])) for c in a.checkpoint]
     if a.run:
         points += run_points(Path(a.run), a.base_samples)
-    rows = _read_rows(Path(a.csv)) if a.no_eval else evaluate_points(points, Path(a.csv), a.threads)
-    rows = sorted(rows, key=lambda r: int(r['samples']))
-    print('| samples | AbsRel 4 it | d<1.25 4 it | AbsRel 12 it | d<1.25 12 it |\n|---|---|---|---|---|')
-    for r in rows:
-        print(f"| {r['samples']} | {float(r['abs_rel_it4']):.3f} | {float(r['a1_it4']):.3f} | "
-              f"{float(r['abs_rel_it12']):.3f} | {float(r['a1_it12']):.3f} |")
-    fits = _report(rows, a.target, a.min_samples)
+    rows = _read_rows(Path(a.csv)) if a.no_eval else evaluate_points(points, Path(a.csv), a.series, a.threads)
+    print('| series | samples | AbsRel 4 it | d<1.25 4 it | AbsRel 12 it | d<1.25 12 it |\n|---|---|---|---|---|---|')
+    for name, group in _series(rows).items():
+        for r in group:
+            print(f"| {name} | {r['samples']} | {float(r['abs_rel_it4']):.3f} | {float(r['a1_it4']):.3f} | "
+                  f"{float(r['abs_rel_it12']):.3f} | {float(r['a1_it12']):.3f} |")
+    fits = _report(rows, a.target)
     if a.png and rows:
-        _plot(rows, fits, a.target, Path(a.png), a.min_samples)
+        _plot(rows, fits, a.target, Path(a.png))
     return 0
 
 
