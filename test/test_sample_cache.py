@@ -45,9 +45,9 @@ def test_second_call_reads_what_the_first_rendered(tmp_path):
     assert np.isnan(second[1].depths).any()                           # the outdoor sky survived the round trip
     # A config sharing scenes renders only the new one; order follows seeds, then kinds.
     more = CountingRenderer()
-    seqs = cached_sequences(tmp_path, ['outdoor'], [8, 9], render=more, **SIZE)
-    assert [(k, s) for k, s, *_ in more.jobs] == [('outdoor', 9)]
-    assert [s.metadata['seed'] for s in seqs] == [8, 9]
+    seqs = cached_sequences(tmp_path, ['outdoor'], [8, 9, 10, 11], render=more, chunk=2, **SIZE)
+    assert [(k, s) for k, s, *_ in more.jobs] == [('outdoor', 9), ('outdoor', 10), ('outdoor', 11)]
+    assert [s.metadata['seed'] for s in seqs] == [8, 9, 10, 11]
 
 
 def test_key_follows_the_render_parameters(tmp_path):
@@ -79,3 +79,22 @@ def test_training_loader_and_gpu_recipe_use_the_cache(tmp_path):
     for a, b in zip(from_loader, render_parallel(data, workers=1, cache=str(tmp_path))):
         _same(a, b)
     _same(from_loader[0], generate_sequence('indoor', seed=7, n_frames=3, height=24, width=32))
+
+
+def test_an_interrupted_render_keeps_the_finished_chunks(tmp_path):
+    class DiesOnSecondChunk(CountingRenderer):
+        def __call__(self, jobs):
+            if self.jobs:
+                raise KeyboardInterrupt
+            return super().__call__(jobs)
+
+    render = DiesOnSecondChunk()
+    try:
+        cached_sequences(tmp_path, ['indoor'], [7, 8, 9], render=render, chunk=2, **SIZE)
+    except KeyboardInterrupt:
+        pass
+    files = sorted(p.name for p in cache_dir(tmp_path, **SIZE).glob('*.npz'))
+    assert files == ['indoor-000007.npz', 'indoor-000008.npz']
+    again = CountingRenderer()
+    cached_sequences(tmp_path, ['indoor'], [7, 8, 9], render=again, chunk=2, **SIZE)
+    assert [s for _, s, *_ in again.jobs] == [9]

@@ -85,10 +85,11 @@ def _render_serial(jobs: List[Job]) -> List[Sequence]:
 
 
 def cached_sequences(root: str | Path, kinds: Seq[str], seeds: Seq[int], frames: int, height: int, width: int,
-                     render: Optional[Callable[[List[Job]], List[Sequence]]] = None) -> List[Sequence]:
+                     render: Optional[Callable[[List[Job]], List[Sequence]]] = None,
+                     chunk: int = 32) -> List[Sequence]:
     """The synthetic sequences ``seeds`` x ``kinds`` (seed-major, like the training loader), read from the
     cache under ``root`` where present, else rendered by ``render`` (a list of jobs -> sequences; default
-    one after another in this process) and written to it."""
+    one after another in this process) ``chunk`` jobs at a time and written to it."""
     folder = cache_dir(root, frames, height, width)
     jobs = [(kind, int(seed), frames, height, width) for seed in seeds for kind in kinds]
     found: dict = {}
@@ -100,8 +101,9 @@ def cached_sequences(root: str | Path, kinds: Seq[str], seeds: Seq[int], frames:
             except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
                 logger.warning('cache file %s unreadable (%s): rendering it again', path, exc)
     missing = [job for job in jobs if job not in found]
-    if missing:
-        for job, seq in zip(missing, (render or _render_serial)(missing)):
+    for start in range(0, len(missing), chunk):         # saved chunk by chunk: an interrupted run keeps them
+        part = missing[start:start + chunk]
+        for job, seq in zip(part, (render or _render_serial)(part)):
             save_sequence(folder / f'{job[0]}-{job[1]:06d}.npz', seq)
             found[job] = seq
     logger.info('sample cache %s: %d sequences read, %d rendered', folder, len(jobs) - len(missing), len(missing))
