@@ -74,3 +74,15 @@ def test_command_fits_each_series_with_enough_points_and_writes_a_small_png(tmp_
     assert 'scratch, 4 it, power' in out and 'scratch, 12 it, loglinear' in out
     assert 'old, 4 it' not in out                                   # one point: shown, not fitted
     assert 0 < (tmp_path / 'c.png').stat().st_size < 200_000
+
+
+def test_log_spaced_keeps_ends_and_thins_the_dense_end():
+    from pathlib import Path
+
+    from dro_depth.evaluation.learning_curve import log_spaced
+    points = [(Path(f's{n}'), n) for n in range(100, 6001, 100)]          # 60 snapshots, 100 samples apart
+    picked = [s for _, s in log_spaced(points, 8)]
+    assert picked[0] == 100 and picked[-1] == 6000 and len(picked) <= 8
+    ratios = np.diff(np.log(picked))
+    assert ratios.max() < 2.5 * ratios.min()                              # roughly even in log(samples)
+    assert [s for _, s in log_spaced(points[:5], 8)] == [100, 200, 300, 400, 500]

@@ -31,7 +31,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ['Fit', 'bootstrap_samples_needed', 'evaluate_points', 'fit_log_linear', 'fit_power_law',
-           'run_points', 'main']
+           'log_spaced', 'run_points', 'main']
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,17 @@ def run_points(run: Path, base_samples: int) -> List[Tuple[Path, int]]:
         if m:
             points.append((path, base_samples + int(m.group(1)) * batch))
     return points
+
+
+def log_spaced(points: Sequence[Tuple[Path, int]], k: int) -> List[Tuple[Path, int]]:
+    """At most ``k`` of ``points`` (sorted by samples), the nearest to ``k`` log-spaced sample counts
+    between the first and the last (both kept)."""
+    points = sorted(points, key=lambda p: p[1])
+    if k <= 0 or len(points) <= k:
+        return points
+    logs = np.log([max(s, 1) for _, s in points])
+    picks = {int(np.argmin(np.abs(logs - t))) for t in np.linspace(logs[0], logs[-1], k)}
+    return [points[i] for i in sorted(picks)]
 
 
 def _read_rows(csv_path: Path) -> List[Dict[str, str]]:
@@ -261,13 +272,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--csv', required=True)
     p.add_argument('--png', default='')
     p.add_argument('--target', type=float, default=0.15)
+    p.add_argument('--max-points', type=int, default=0,
+                   help="evaluate at most this many of the run's snapshots, log-spaced (0: all)")
     p.add_argument('--series', default='run', help='name of the curve the new points belong to')
     p.add_argument('--no-eval', action='store_true', help='only fit and plot the CSV')
     p.add_argument('--threads', type=int, default=1)
     a = p.parse_args(argv)
     points = [(Path(c.rsplit(':', 1)[0]), int(c.rsplit(':', 1)[1])) for c in a.checkpoint]
     if a.run:
-        points += run_points(Path(a.run), a.base_samples)
+        points += log_spaced(run_points(Path(a.run), a.base_samples), a.max_points)
     rows = _read_rows(Path(a.csv)) if a.no_eval else evaluate_points(points, Path(a.csv), a.series, a.threads)
     print('| series | samples | AbsRel 4 it | d<1.25 4 it | AbsRel 12 it | d<1.25 12 it |\n|---|---|---|---|---|---|')
     for name, group in _series(rows).items():
