@@ -208,7 +208,7 @@ def _series(rows: List[Dict[str, str]]) -> Dict[str, List[Dict[str, str]]]:
 
 
 def _plot(rows: List[Dict[str, str]], fits: Dict[Tuple[str, str], Dict[str, Fit]], target: float,
-          png: Path) -> None:
+          png: Path, fit_from: int = 0) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -219,11 +219,13 @@ def _plot(rows: List[Dict[str, str]], fits: Dict[Tuple[str, str], Dict[str, Fit]
     fig, ax = plt.subplots(figsize=(7.0, 4.0))
     for (name, group), marker in zip(_series(rows).items(), 'osD^v'):
         n = np.array([int(r['samples']) for r in group], float)
-        grid = np.geomspace(n.min(), hi, 200)
+        grid = np.geomspace(max(n.min(), fit_from), hi, 200)
         for it, color in (('4', 'tab:blue'), ('12', 'tab:orange')):
-            y = [float(r[f'abs_rel_it{it}']) for r in group]
-            ax.plot(n, y, marker, color=color, ms=4, mfc='none' if (name, it) not in fits else color,
-                    label=f'{name}, {it} it')
+            y = np.array([float(r[f'abs_rel_it{it}']) for r in group])
+            used = (n >= fit_from) & ((name, it) in fits)
+            ax.plot(n[used], y[used], marker, color=color, ms=4, label=f'{name}, {it} it')
+            ax.plot(n[~used], y[~used], marker, color=color, ms=4, mfc='none',
+                    label=None if used.any() else f'{name}, {it} it')
             for kind, style in (('power', '-'), ('loglinear', ':')):
                 if kind in fits.get((name, it), {}):
                     ax.plot(grid, fits[(name, it)][kind](grid), style, color=color, lw=0.8)
@@ -241,10 +243,12 @@ def _plot(rows: List[Dict[str, str]], fits: Dict[Tuple[str, str], Dict[str, Fit]
     plt.close(fig)
 
 
-def _report(rows: List[Dict[str, str]], target: float) -> Dict[Tuple[str, str], Dict[str, Fit]]:
-    """Fit every series with >= 3 points, per iteration count; print parameters and the budget."""
+def _report(rows: List[Dict[str, str]], target: float,
+            fit_from: int = 0) -> Dict[Tuple[str, str], Dict[str, Fit]]:
+    """Fit every series with >= 3 points of at least ``fit_from`` samples, per iteration count; print
+    parameters and the budget."""
     fits: Dict[Tuple[str, str], Dict[str, Fit]] = {}
-    for name, group in _series(rows).items():
+    for name, group in _series([r for r in rows if int(r['samples']) >= fit_from]).items():
         if len(group) < 3:                     # two points fit any curve exactly: no residual, no spread
             continue
         n = np.array([int(r['samples']) for r in group], float)
@@ -274,6 +278,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--target', type=float, default=0.15)
     p.add_argument('--max-points', type=int, default=0,
                    help="evaluate at most this many of the run's snapshots, log-spaced (0: all)")
+    p.add_argument('--fit-from', type=int, default=0,
+                   help='fit only points with at least this many samples (past warm-up and early transients)')
     p.add_argument('--series', default='run', help='name of the curve the new points belong to')
     p.add_argument('--no-eval', action='store_true', help='only fit and plot the CSV')
     p.add_argument('--threads', type=int, default=1)
@@ -287,9 +293,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         for r in group:
             print(f"| {name} | {r['samples']} | {float(r['abs_rel_it4']):.3f} | {float(r['a1_it4']):.3f} | "
                   f"{float(r['abs_rel_it12']):.3f} | {float(r['a1_it12']):.3f} |")
-    fits = _report(rows, a.target)
+    fits = _report(rows, a.target, a.fit_from)
     if a.png and rows:
-        _plot(rows, fits, a.target, Path(a.png))
+        _plot(rows, fits, a.target, Path(a.png), a.fit_from)
     return 0
 
 
