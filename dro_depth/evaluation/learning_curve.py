@@ -223,7 +223,7 @@ def _plot(rows: List[Dict[str, str]], fits: Dict[Tuple[str, str], Dict[str, Fit]
         for it, color in (('4', 'tab:blue'), ('12', 'tab:orange')):
             y = np.array([float(r[f'abs_rel_it{it}']) for r in group])
             used = (n >= fit_from) & ((name, it) in fits)
-            ax.plot(n[used], y[used], marker, color=color, ms=4, label=f'{name}, {it} it')
+            ax.plot(n[used], y[used], marker, color=color, ms=4, label=f'{name}, {it} it' if used.any() else None)
             ax.plot(n[~used], y[~used], marker, color=color, ms=4, mfc='none',
                     label=None if used.any() else f'{name}, {it} it')
             for kind, style in (('power', '-'), ('loglinear', ':')):
@@ -231,7 +231,8 @@ def _plot(rows: List[Dict[str, str]], fits: Dict[Tuple[str, str], Dict[str, Fit]
                     ax.plot(grid, fits[(name, it)][kind](grid), style, color=color, lw=0.8)
     ax.axhline(target, color='k', lw=0.8, ls='--', label=f'target {target}')
     ax.set_xscale('log')
-    ax.set_ylim(max(0.0, target - 0.05), max(float(r[f'abs_rel_it{it}']) for r in rows for it in ('4', '12')) + 0.03)
+    top = max(float(r[f'abs_rel_it{it}']) for r in rows for it in ('4', '12')) + 0.03
+    ax.set_ylim(max(0.0, target - 0.05), min(top, 0.6))           # early from-scratch spikes run off the top
     ax.set_xlabel('training samples seen')
     ax.set_ylabel('held-out AbsRel (median-scaled)')
     ax.set_title('DRO on held-out synthetic scenes (21 samples); lines: power law (solid), log-linear (dotted); '
