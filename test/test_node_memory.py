@@ -4,8 +4,8 @@ installed, metric branch on), 640x480 frames over real DDS, one valid 3840x2160 
 Before the fix the node kept about 300 MB of it (measured +330 MB; README, Reliability): the metric model
 compiled and kept an engine for the 4K frame's aspect ratio, rmw_fastrtps kept each history slot at the
 largest sample it held (three 32 MiB depth-sized payloads), and glibc kept freed large buffers in its arenas
-(dynamic mmap threshold). Now it must come back to within :data:`BOUND_MB` of where it was (measured +21 and
-+31 MB on the 2-core machine under load 5-6).
+(dynamic mmap threshold). Now it must come back to within :data:`BOUND_MB` of where it was (measured -11 to
++31 MB on the 2-core machine under load 3-6).
 
 Also the pure pieces: the malloc settings (glibc only), the metric model's compile policy for one-off sizes.
 """
