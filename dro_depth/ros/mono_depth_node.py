@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
@@ -40,6 +39,7 @@ from dro_depth.sfm.stamps import DuplicateStampError, StampOrder
 from .conversions import (COLOR_ENCODINGS, camera_from_info, camera_info_for, check_image, float_to_image,
                           image_to_rgb, points_to_pointcloud2, stamp_to_ns, stamp_to_sec)
 from .diagnostics import LOG_THROTTLE_S, DiagnosticsReporter
+from .failures import report_bad_input, report_internal_error
 from .mono_params import MONO_DYNAMIC, MONO_NAMES, ParameterError, declare_mono_parameters, parse_hooks, \
     validate_mono, validate_mono_all
 from .node_main import run_node
@@ -312,17 +312,10 @@ class MonoDepthNode(Node):
 
     def _on_internal_error(self, frame: MonoFrame, exc: BaseException) -> None:
         """A bug while processing ``frame`` (not bad input): counted, logged throttled with its traceback."""
-        self.stats.drop('internal_error', f'{type(exc).__name__}: {exc}')
-        if self.worker.stopping:
-            return
-        trace = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self.get_logger().error(f'internal error on the frame at {stamp_to_ns(frame.image.header.stamp)} ns '
-                                f'(counted in /diagnostics as internal_error; please report):\n{trace}',
-                                throttle_duration_sec=LOG_THROTTLE_S)
+        report_internal_error(self, self.stats, self.worker.stopping, stamp_to_ns(frame.image.header.stamp), exc)
 
     def _bad(self, reason: str, detail: str) -> None:
-        self.stats.drop(reason, detail)
-        self.get_logger().warning(f'frame skipped ({reason}): {detail}', throttle_duration_sec=LOG_THROTTLE_S)
+        report_bad_input(self, self.stats, reason, detail)
 
     # ------------------------------------------------------------------ shutdown
     def destroy_node(self) -> None:

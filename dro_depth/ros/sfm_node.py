@@ -20,7 +20,6 @@ import os
 import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -36,6 +35,7 @@ from dro_depth.sfm.errors import DuplicateStampError
 from .conversions import (COLOR_ENCODINGS, camera_from_info, check_image, image_to_rgb, stamp_to_ns,
                           stamp_to_sec)
 from .diagnostics import LOG_THROTTLE_S, DiagnosticsReporter
+from .failures import report_bad_input, report_internal_error
 from .frames import TfBridge
 from .memory import MallocTuning
 from .metric import MetricBranch
@@ -318,17 +318,10 @@ class SfmNode(Node):
 
     def _on_internal_error(self, frame: Frame, exc: BaseException) -> None:
         """A bug while processing ``frame`` (not bad input): counted, logged throttled with its traceback."""
-        self.stats.drop('internal_error', f'{type(exc).__name__}: {exc}')
-        if self.worker.stopping:
-            return
-        trace = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self.get_logger().error(f'internal error on the frame at {stamp_to_ns(frame.image.header.stamp)} ns '
-                                f'(counted in /diagnostics as internal_error; please report):\n{trace}',
-                                throttle_duration_sec=LOG_THROTTLE_S)
+        report_internal_error(self, self.stats, self.worker.stopping, stamp_to_ns(frame.image.header.stamp), exc)
 
     def _bad(self, reason: str, detail: str) -> None:
-        self.stats.drop(reason, detail)
-        self.get_logger().warning(f'frame skipped ({reason}): {detail}', throttle_duration_sec=LOG_THROTTLE_S)
+        report_bad_input(self, self.stats, reason, detail)
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self, timeout: float = 10.0) -> None:

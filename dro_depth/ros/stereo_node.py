@@ -34,6 +34,7 @@ from dro_depth.geometry.cloud import CloudFilter, filter_points
 from .conversions import (COLOR_ENCODINGS, float_to_image, image_to_rgb, points_to_pointcloud2, stamp_to_ns,
                           stamp_to_sec)
 from .diagnostics import LOG_THROTTLE_S, DiagnosticsReporter
+from .failures import report_bad_input
 from .qos import describe_qos, diagnostics_qos, input_qos, output_qos
 from .stats import NodeStats
 from .stereo_pairing import StereoPairer
@@ -43,7 +44,6 @@ from .worker import InferenceWorker
 
 __all__ = ['StereoNode', 'StereoFrame', 'main']
 
-_THROTTLE_S = 5.0
 STEREO_DROP_REASONS = ('bad_size', 'bad_encoding', 'bad_frame', 'bad_calibration', 'unpaired', 'overload',
                        'duplicate_stamp', 'bad_input')
 
@@ -260,9 +260,7 @@ class StereoNode(Node):
             self._pub_points.publish(points_to_pointcloud2(points, rgb, header))
 
     def _bad(self, reason: str, detail: str) -> None:
-        self.stats.drop(reason, detail)
-        self.get_logger().warning(f'stereo pair skipped ({reason}): {detail}',
-                                  throttle_duration_sec=_THROTTLE_S)
+        report_bad_input(self, self.stats, reason, detail, what='stereo pair')
 
     # ------------------------------------------------------------------ shutdown
     def destroy_node(self) -> None:
