@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .params import ParameterError, ParamSpec, check_value, declare_parameters
+from .params import POINTS_FILTER_PARAMETERS, ParameterError, ParamSpec, check_value, declare_parameters
 
 __all__ = ['MONO_PARAMETERS', 'MONO_DYNAMIC', 'MONO_NAMES', 'validate_mono', 'validate_mono_all',
            'declare_mono_parameters', 'parse_hooks', 'mono_defaults']
@@ -62,12 +62,7 @@ MONO_PARAMETERS: Tuple[ParamSpec, ...] = (
               '0 = off (no second pass). Above 0 the network also runs on the mirrored image (twice the '
               'time) and confidence = exp(-|d - d_mirrored| / d / 0.1) (run-time)',
               low=0.0, high=1.0, dynamic=True),
-    ParamSpec('points_min_range', 0.1, 'points: drop points nearer than this, metres (run-time)', low=0.0,
-              high=1e4, dynamic=True, constraint='points_min_range < points_max_range'),
-    ParamSpec('points_max_range', 10.0, 'points: drop points farther than this, metres (run-time)', low=0.01,
-              high=1e4, dynamic=True, constraint='points_min_range < points_max_range'),
-    ParamSpec('points_edge_threshold', 0.05, 'points: drop flying pixels whose relative depth jump to a '
-              'neighbour exceeds this; 0 = off (run-time)', low=0.0, high=10.0, dynamic=True),
+    *POINTS_FILTER_PARAMETERS,
     ParamSpec('output_qos_depth', 5, 'history depth of the published topics', low=1, high=100, step=1),
     # --- inputs
     ParamSpec('image_qos_reliability', 'best_effort', 'reliability of the image and camera_info '

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from dro_depth.errors import DroDepthError
 
-__all__ = ['ParamSpec', 'PARAMETERS', 'PARAMETER_NAMES', 'DYNAMIC_PARAMETERS', 'ParameterError', 'spec',
+__all__ = ['ParamSpec', 'PARAMETERS', 'POINTS_FILTER_PARAMETERS', 'PARAMETER_NAMES', 'DYNAMIC_PARAMETERS', 'ParameterError', 'spec',
            'check_value', 'validate', 'validate_all', 'defaults', 'declare_parameters', 'estimator_config']
 
 
@@ -55,6 +55,16 @@ class ParamSpec:
 
 
 _DEVICE_RE = re.compile(r'^(auto|cpu|cuda(:\d+)?|mps|xpu(:\d+)?)$')
+
+#: The point-cloud filter's run-time settings, as stereo_node and mono_depth_node declare them.
+POINTS_FILTER_PARAMETERS: Tuple[ParamSpec, ...] = (
+    ParamSpec('points_min_range', 0.1, 'points: drop points nearer than this, metres (run-time)', low=0.0,
+              high=1e4, dynamic=True, constraint='points_min_range < points_max_range'),
+    ParamSpec('points_max_range', 10.0, 'points: drop points farther than this, metres (run-time)', low=0.01,
+              high=1e4, dynamic=True, constraint='points_min_range < points_max_range'),
+    ParamSpec('points_edge_threshold', 0.05, 'points: drop flying pixels whose relative depth jump to a '
+              'neighbour exceeds this; 0 = off (run-time)', low=0.0, high=10.0, dynamic=True),
+)
 
 PARAMETERS: Tuple[ParamSpec, ...] = (
     # --- model / estimator

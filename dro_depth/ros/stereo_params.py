@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Optional, Tuple
 
-from .params import ParameterError, ParamSpec
+from .params import POINTS_FILTER_PARAMETERS, ParameterError, ParamSpec
 
 __all__ = ['STEREO_PARAMETERS', 'STEREO_DYNAMIC', 'validate_stereo', 'declare_stereo_parameters',
            'stereo_config']
@@ -30,12 +30,7 @@ STEREO_PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec('publish_points', True, 'publish the decimated point cloud on points'),
     ParamSpec('points_decimation', 4, 'keep every n-th pixel in x and y for points', low=1, high=64,
               dynamic=True),
-    ParamSpec('points_min_range', 0.1, 'points: drop points nearer than this, metres (run-time)', low=0.0,
-              high=1e4, dynamic=True, constraint='points_min_range < points_max_range'),
-    ParamSpec('points_max_range', 10.0, 'points: drop points farther than this, metres (run-time)', low=0.01,
-              high=1e4, dynamic=True, constraint='points_min_range < points_max_range'),
-    ParamSpec('points_edge_threshold', 0.05, 'points: drop flying pixels whose relative depth jump to a '
-              'neighbour exceeds this; 0 = off (run-time)', low=0.0, high=10.0, dynamic=True),
+    *POINTS_FILTER_PARAMETERS,
     ParamSpec('image_qos_reliability', 'best_effort', 'QoS reliability of the four inputs',
               choices=('best_effort', 'reliable', 'system_default')),
     ParamSpec('image_qos_depth', 5, 'QoS history depth of the four inputs', low=1, high=100),
