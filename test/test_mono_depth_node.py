@@ -16,6 +16,8 @@ import torch
 pytest.importorskip('rclpy', reason='the ROS 2 runtime (rclpy) is not installed')
 pytestmark = pytest.mark.ros
 
+from dro_depth.ros.memory import glibc  # noqa: E402
+
 H, W, INPUT = 48, 64, 70
 K = np.array([[50.0, 0.0, 32.0], [0.0, 50.0, 24.0], [0.0, 0.0, 1.0]])
 METRIC_TOPICS = ['depth', 'depth/camera_info', 'relative_depth', 'points', '/diagnostics']
@@ -173,6 +175,8 @@ def test_metric_outputs_runtime_range_and_bad_input(ros_env, tmp_path, files):
             lambda v: int(v.get('published', 0)) >= 4 and 'dropping' not in v['_message'], 10)
         assert d['worker_alive'] == 'true' and d['output'] == 'metric depth', d
         assert d['flip_confidence'] == 'true' and d['_message'] == 'publishing depth', d
+        if glibc() is not None:         # the node applies the malloc settings (dro_depth.ros.memory)
+            assert d['malloc'].startswith('glibc: mmap_threshold 1048576'), d
         assert proc.alive()
     finally:
         client.close()

@@ -128,3 +128,25 @@ def test_descriptors_on_a_real_node(ros_env):
         wrong_type.destroy_node()
     finally:
         rclpy.try_shutdown(context=ctx)
+
+
+def test_parameter_updates_one_rule_for_every_node():
+    """The set-parameters rule the three nodes share: rclpy's own names pass untouched, a read-only name or
+    an invalid value refuses the whole change (nothing partially applied), valid ones come back."""
+    from collections import namedtuple
+
+    from dro_depth.ros.mono_params import MONO_DYNAMIC, MONO_NAMES, validate_mono
+    from dro_depth.ros.params import parameter_updates
+    from dro_depth.ros.stereo_params import STEREO_DYNAMIC, STEREO_NAMES, validate_stereo
+    P = namedtuple('P', 'name value')
+    sfm = (PARAMETER_NAMES, DYNAMIC_PARAMETERS, validate)
+    assert parameter_updates([P('use_sim_time', True), P('iterations', 3)], *sfm) == ({'iterations': 3}, '')
+    updates, reason = parameter_updates([P('iterations', 3), P('width', 320)], *sfm)
+    assert updates == {} and reason == 'width is read-only after start'
+    updates, reason = parameter_updates([P('iterations', 3), P('num_refs', 0)], *sfm)
+    assert updates == {} and 'num_refs' in reason
+    assert parameter_updates([P('max_depth', 5.0)], MONO_NAMES, MONO_DYNAMIC, validate_mono) == \
+        ({'max_depth': 5.0}, '')
+    assert parameter_updates([P('max_width', 64)], STEREO_NAMES, STEREO_DYNAMIC, validate_stereo)[1] == \
+        'max_width is read-only after start'
+    assert parameter_updates([P('iterations', 100)], STEREO_NAMES, STEREO_DYNAMIC, validate_stereo)[1]

@@ -22,7 +22,7 @@ import platform
 import sys
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 __all__ = ['MallocTuning', 'LARGE_FRAME_PIXELS', 'glibc']
 
@@ -73,6 +73,11 @@ class MallocTuning:
         self.trims = 0
         self.trim_ms = 0.0          # the last trim's duration
         self.state = 'not applied'
+
+    @classmethod
+    def from_parameters(cls, values: Mapping[str, Any]) -> 'MallocTuning':
+        """From a node's ``malloc_mmap_threshold``, ``malloc_arena_max`` and ``malloc_trim_period`` values."""
+        return cls(values['malloc_mmap_threshold'], values['malloc_arena_max'], values['malloc_trim_period'])
 
     @property
     def available(self) -> bool:

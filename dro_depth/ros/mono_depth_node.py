@@ -40,9 +40,11 @@ from .conversions import (COLOR_ENCODINGS, camera_from_info, camera_info_for, ch
                           image_to_rgb, points_to_pointcloud2, stamp_to_ns, stamp_to_sec)
 from .diagnostics import LOG_THROTTLE_S, DiagnosticsReporter
 from .failures import report_bad_input, report_internal_error
+from .memory import MallocTuning
 from .mono_params import MONO_DYNAMIC, MONO_NAMES, ParameterError, declare_mono_parameters, parse_hooks, \
     validate_mono, validate_mono_all
 from .node_main import run_node
+from .params import parameter_updates
 from .pairing import CameraPairing
 from .qos import describe_qos, diagnostics_qos, input_qos, output_qos
 from .stats import NodeStats
@@ -86,6 +88,8 @@ class MonoDepthNode(Node):
         super().__init__(node_name, **kwargs)
         self.values: Dict[str, Any] = declare_mono_parameters(self)
         self.stats = NodeStats()
+        self.malloc = MallocTuning.from_parameters(self.values)
+        self.get_logger().info(f'memory: {self.malloc.apply()}')
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._stamps = StampOrder(_NO_GAP)      # a stamp is published once per ROS timeline (sfm.stamps)
         self._timeline = 0
@@ -178,16 +182,9 @@ class MonoDepthNode(Node):
 
     def _check_parameters(self, params: List[Any]) -> SetParametersResult:
         """Validate a change (no side effects): read-only names, each value, and the rules between them."""
-        updates = {}
-        for p in params:
-            if p.name not in MONO_NAMES:
-                continue            # use_sim_time and other rclpy parameters
-            if p.name not in MONO_DYNAMIC:
-                return SetParametersResult(successful=False, reason=f'{p.name} is read-only after start')
-            reason = validate_mono(p.name, p.value)
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
-            updates[p.name] = p.value
+        updates, reason = parameter_updates(params, MONO_NAMES, MONO_DYNAMIC, validate_mono)
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
         try:
             validate_mono_all({**self.values, **updates})
         except ParameterError as exc:
@@ -223,6 +220,7 @@ class MonoDepthNode(Node):
             'network_size': f'{self._last_network_size[1]}x{self._last_network_size[0]}',
             'flip_confidence': self._want_confidence(),
         }
+        info.update(self.malloc.diagnostics())
         engines = list(est.engines.values())
         if engines:
             engine_info = getattr(engines[-1], 'info', None)
@@ -232,6 +230,12 @@ class MonoDepthNode(Node):
 
     # ------------------------------------------------------------------ worker thread
     def _process(self, frame: MonoFrame) -> None:
+        try:
+            self._process_frame(frame)
+        finally:      # freed buffers of a large frame (or a period's worth) go back to the OS
+            self.malloc.after_frame(int(frame.image.width) * int(frame.image.height))
+
+    def _process_frame(self, frame: MonoFrame) -> None:
         stamp_ns = stamp_to_ns(frame.image.header.stamp)
         if frame.timeline != self._timeline:    # ROS time jumped back (a looped bag): stamps may repeat
             self._timeline = frame.timeline

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .params import POINTS_FILTER_PARAMETERS, ParameterError, ParamSpec, check_value, declare_parameters
+from .params import MALLOC_PARAMETERS, POINTS_FILTER_PARAMETERS, ParameterError, ParamSpec, check_value, declare_parameters
 
 __all__ = ['MONO_PARAMETERS', 'MONO_DYNAMIC', 'MONO_NAMES', 'validate_mono', 'validate_mono_all',
            'declare_mono_parameters', 'parse_hooks', 'mono_defaults']
@@ -78,6 +78,7 @@ MONO_PARAMETERS: Tuple[ParamSpec, ...] = (
               "as 'too_large'", low=256, high=2 ** 31 - 1, step=1),
     ParamSpec('input_rectified', True, 'the image is rectified: points use CameraInfo P[:, :3]; false = K'),
     ParamSpec('diagnostics_period', 1.0, 'seconds between /diagnostics messages', low=0.1, high=60.0),
+    *MALLOC_PARAMETERS,
 )
 _BY_NAME = {p.name: p for p in MONO_PARAMETERS}
 MONO_NAMES = frozenset(_BY_NAME)

@@ -16,8 +16,9 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from dro_depth.errors import DroDepthError
 
-__all__ = ['ParamSpec', 'PARAMETERS', 'POINTS_FILTER_PARAMETERS', 'PARAMETER_NAMES', 'DYNAMIC_PARAMETERS', 'ParameterError', 'spec',
-           'check_value', 'validate', 'validate_all', 'defaults', 'declare_parameters', 'estimator_config']
+__all__ = ['ParamSpec', 'PARAMETERS', 'POINTS_FILTER_PARAMETERS', 'MALLOC_PARAMETERS', 'PARAMETER_NAMES',
+           'DYNAMIC_PARAMETERS', 'ParameterError', 'spec', 'check_value', 'validate', 'validate_all', 'defaults',
+           'declare_parameters', 'parameter_updates', 'estimator_config']
 
 
 class ParameterError(DroDepthError):
@@ -64,6 +65,19 @@ POINTS_FILTER_PARAMETERS: Tuple[ParamSpec, ...] = (
               high=1e4, dynamic=True, constraint='points_min_range < points_max_range'),
     ParamSpec('points_edge_threshold', 0.05, 'points: drop flying pixels whose relative depth jump to a '
               'neighbour exceeds this; 0 = off (run-time)', low=0.0, high=10.0, dynamic=True),
+)
+
+#: glibc malloc settings every node applies at start (see :mod:`dro_depth.ros.memory`); shared by the
+#: sfm, stereo and mono tables.
+MALLOC_PARAMETERS: Tuple[ParamSpec, ...] = (
+    ParamSpec('malloc_mmap_threshold', 1 << 20, 'bytes: buffers at least this large are mmapped and given '
+              'back to the OS when freed (fixed, so glibc does not raise it after a large frame); 0 = '
+              "glibc's dynamic threshold", low=0, high=1 << 30, step=1),
+    ParamSpec('malloc_arena_max', 0, "most glibc malloc arenas; 0 = glibc's default (8 per core)",
+              low=0, high=1024, step=1),
+    ParamSpec('malloc_trim_period', 10.0, 'seconds between malloc_trim calls that return freed memory to '
+              'the OS (also right after a frame above 1920x1080); 0 = only after such frames',
+              low=0.0, high=3600.0),
 )
 
 PARAMETERS: Tuple[ParamSpec, ...] = (
@@ -192,14 +206,7 @@ PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec('output_qos_depth', 5, 'history depth of the published topics', low=1, high=100, step=1),
     ParamSpec('diagnostics_period', 1.0, 'seconds between /diagnostics messages', low=0.1, high=60.0),
     # --- memory (glibc malloc; ignored elsewhere)
-    ParamSpec('malloc_mmap_threshold', 1 << 20, 'bytes: buffers at least this large are mmapped and given '
-              'back to the OS when freed (fixed, so glibc does not raise it after a large frame); 0 = '
-              "glibc's dynamic threshold", low=0, high=1 << 30, step=1),
-    ParamSpec('malloc_arena_max', 0, "most glibc malloc arenas; 0 = glibc's default (8 per core)",
-              low=0, high=1024, step=1),
-    ParamSpec('malloc_trim_period', 10.0, 'seconds between malloc_trim calls that return freed memory to '
-              'the OS (also right after a frame above 1920x1080); 0 = only after such frames',
-              low=0.0, high=3600.0),
+    *MALLOC_PARAMETERS,
 )
 
 #: The estimator's depth limits (DRO units) while the metric branch is on.
@@ -223,6 +230,34 @@ def spec(name: str) -> ParamSpec:
 def defaults() -> Dict[str, Any]:
     """Name -> default value, in declaration order."""
     return {p.name: p.default for p in PARAMETERS}
+
+
+def parameter_updates(params: Iterable[Any], names: Iterable[str], dynamic: Iterable[str],
+                      check: Callable[[str, Any], Optional[str]]) -> Tuple[Dict[str, Any], str]:
+    """A node's run-time parameter change, as its set-parameters callback sees it.
+
+    Args:
+        params: the changed ``rclpy.parameter.Parameter`` objects (``.name``, ``.value``).
+        names: the node's own parameters; others (``use_sim_time`` and the rest of rclpy's) are ignored.
+        dynamic: those of ``names`` that may change after start.
+        check: ``check(name, value)`` -> why the value is refused, or None.
+
+    Returns:
+        ``(updates, '')`` with ``{name: value}`` of the node's parameters, or ``({}, reason)`` for the first
+        refused one (read-only after start, or an invalid value): the whole change is refused.
+    """
+    names, dynamic = frozenset(names), frozenset(dynamic)
+    updates: Dict[str, Any] = {}
+    for p in params:
+        if p.name not in names:
+            continue
+        if p.name not in dynamic:
+            return {}, f'{p.name} is read-only after start'
+        reason = check(p.name, p.value)
+        if reason:
+            return {}, reason
+        updates[p.name] = p.value
+    return updates, ''
 
 
 def validate(name: str, value: Any) -> Optional[str]:

@@ -41,7 +41,8 @@ from .memory import MallocTuning
 from .metric import MetricBranch
 from .outputs import OutputPublisher
 from .pairing import CameraPairing
-from .params import DYNAMIC_PARAMETERS, PARAMETER_NAMES, declare_parameters, estimator_config, validate
+from .params import (DYNAMIC_PARAMETERS, PARAMETER_NAMES, declare_parameters, estimator_config,
+                     parameter_updates, validate)
 from .qos import describe_qos, diagnostics_qos, input_qos
 from .stats import NodeStats
 from .timeline import Timeline
@@ -87,8 +88,7 @@ class SfmNode(Node):
         self._last_result: Any = None
         self._timeline = 0                  # the estimator's timeline (worker thread)
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.malloc = MallocTuning(self.values['malloc_mmap_threshold'], self.values['malloc_arena_max'],
-                                   self.values['malloc_trim_period'])
+        self.malloc = MallocTuning.from_parameters(self.values)
         log.info(f'memory: {self.malloc.apply()}')
 
         if self.values['cpu_threads'] > 0:
@@ -198,16 +198,9 @@ class SfmNode(Node):
                                   throttle_duration_sec=LOG_THROTTLE_S)
 
     def _on_set_parameters(self, params: List[Any]) -> SetParametersResult:
-        updates: Dict[str, Any] = {}
-        for p in params:
-            if p.name not in PARAMETER_NAMES:
-                continue            # use_sim_time and other rclpy parameters
-            if p.name not in DYNAMIC_PARAMETERS:
-                return SetParametersResult(successful=False, reason=f'{p.name} is read-only after start')
-            reason = validate(p.name, p.value)
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
-            updates[p.name] = p.value
+        updates, reason = parameter_updates(params, PARAMETER_NAMES, DYNAMIC_PARAMETERS, validate)
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
         if 'iterations' in updates:
             self.estimator.iterations = updates['iterations']     # read once per frame by the estimator
         if 'num_refs' in updates:

@@ -34,18 +34,21 @@ from dro_depth.geometry.cloud import CloudFilter, filter_points
 from .conversions import (COLOR_ENCODINGS, float_to_image, image_to_rgb, points_to_pointcloud2, stamp_to_ns,
                           stamp_to_sec)
 from .diagnostics import LOG_THROTTLE_S, DiagnosticsReporter
-from .failures import report_bad_input
+from .failures import report_bad_input, report_internal_error
+from .memory import MallocTuning
 from .qos import describe_qos, diagnostics_qos, input_qos, output_qos
 from .stats import NodeStats
 from .stereo_pairing import StereoPairer
-from .stereo_params import STEREO_DYNAMIC, declare_stereo_parameters, stereo_config, validate_stereo
+from .params import parameter_updates
+from .stereo_params import (STEREO_DYNAMIC, STEREO_NAMES, declare_stereo_parameters, stereo_config,
+                             validate_stereo)
 from .node_main import run_node
 from .worker import InferenceWorker
 
 __all__ = ['StereoNode', 'StereoFrame', 'main']
 
 STEREO_DROP_REASONS = ('bad_size', 'bad_encoding', 'bad_frame', 'bad_calibration', 'unpaired', 'overload',
-                       'duplicate_stamp', 'bad_input')
+                       'duplicate_stamp', 'bad_input', 'internal_error')
 
 
 @dataclass
@@ -95,6 +98,8 @@ class StereoNode(Node):
         super().__init__(node_name, **kwargs)
         self.values: Dict[str, Any] = declare_stereo_parameters(self)
         self.stats = NodeStats()
+        self.malloc = MallocTuning.from_parameters(self.values)
+        self.get_logger().info(f'memory: {self.malloc.apply()}')
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._last_stamp_ns: Optional[int] = None
         self._calib_cache: Dict[bytes, Any] = {}
@@ -107,7 +112,8 @@ class StereoNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', diagnostics_qos())
         self._reporter = DiagnosticsReporter(f'{self.get_name()}: stereo depth', self.values['device'])
         self.worker: InferenceWorker[StereoFrame] = InferenceWorker(self._process, on_drop=self._on_overload,
-                                                                    name='stereo-inference')
+                                                                    name='stereo-inference',
+                                                                    on_error=self._on_internal_error)
         self.worker.start()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.pairer = StereoPairer(self.values['pairing_queue_size'], self._on_unpaired)
@@ -171,16 +177,9 @@ class StereoNode(Node):
         self._bad('unpaired', f'stamp {stamp_to_sec(msg.header.stamp):.6f} s: {reason}')
 
     def _on_set_parameters(self, params: List[Any]) -> SetParametersResult:
-        updates: Dict[str, Any] = {}
-        for p in params:
-            if p.name == 'use_sim_time':
-                continue
-            if p.name not in STEREO_DYNAMIC:
-                return SetParametersResult(successful=False, reason=f'{p.name} is read-only after start')
-            reason = validate_stereo(p.name, p.value)
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
-            updates[p.name] = p.value
+        updates, reason = parameter_updates(params, STEREO_NAMES, STEREO_DYNAMIC, validate_stereo)
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
         if 'iterations' in updates:
             self.estimator.set_iterations(updates['iterations'])
         self.values.update(updates)
@@ -199,10 +198,17 @@ class StereoNode(Node):
                      'queue_depth': self.worker.waiting(), 'pending_unpaired': self.pairer.pending(),
                      'device': self.values['device'], 'backend': self.values['backend'],
                      'network': getattr(getattr(self.estimator.model, 'cfg', None), 'variant', 'unknown')})
+        info.update(self.malloc.diagnostics())
         return info
 
     # ------------------------------------------------------------------ worker thread
     def _process(self, frame: StereoFrame) -> None:
+        try:
+            self._process_frame(frame)
+        finally:      # freed buffers of a large frame (or a period's worth) go back to the OS
+            self.malloc.after_frame(int(frame.left.width) * int(frame.left.height))
+
+    def _process_frame(self, frame: StereoFrame) -> None:
         stamp_ns = stamp_to_ns(frame.left.header.stamp)
         if stamp_ns == self._last_stamp_ns:
             self._bad('duplicate_stamp', f'same stamp as the previous pair ({stamp_ns * 1e-9:.6f} s)')
@@ -211,7 +217,7 @@ class StereoNode(Node):
         try:
             left, right = image_to_rgb(frame.left), image_to_rgb(frame.right)
             result = self.estimator.estimate(left, right, calib)
-        except (DroDepthError, ValueError) as exc:     # ImageConversionError is a ValueError
+        except DroDepthError as exc:       # bad input; anything else is a bug (_on_internal_error)
             self._bad('bad_input', f'{type(exc).__name__}: {exc}')
             return
         self._last_stamp_ns = stamp_ns
@@ -258,6 +264,10 @@ class StereoNode(Node):
                 return
             points = filter_points(result.depth, calib.K, cfg, getattr(result, 'confidence', None))
             self._pub_points.publish(points_to_pointcloud2(points, rgb, header))
+
+    def _on_internal_error(self, frame: StereoFrame, exc: BaseException) -> None:
+        """A bug while processing ``frame`` (not bad input): counted, logged throttled with its traceback."""
+        report_internal_error(self, self.stats, self.worker.stopping, stamp_to_ns(frame.left.header.stamp), exc)
 
     def _bad(self, reason: str, detail: str) -> None:
         report_bad_input(self, self.stats, reason, detail, what='stereo pair')

@@ -8,9 +8,9 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Optional, Tuple
 
-from .params import POINTS_FILTER_PARAMETERS, ParameterError, ParamSpec
+from .params import MALLOC_PARAMETERS, POINTS_FILTER_PARAMETERS, ParameterError, ParamSpec
 
-__all__ = ['STEREO_PARAMETERS', 'STEREO_DYNAMIC', 'validate_stereo', 'declare_stereo_parameters',
+__all__ = ['STEREO_PARAMETERS', 'STEREO_NAMES', 'STEREO_DYNAMIC', 'validate_stereo', 'declare_stereo_parameters',
            'stereo_config']
 
 STEREO_PARAMETERS: Tuple[ParamSpec, ...] = (
@@ -38,8 +38,10 @@ STEREO_PARAMETERS: Tuple[ParamSpec, ...] = (
               low=1, high=100),
     ParamSpec('diagnostics_period', 1.0, 'seconds between /diagnostics messages', low=0.1, high=60.0),
     ParamSpec('cpu_threads', 0, 'torch CPU threads (0 = torch default)', low=0, high=256),
+    *MALLOC_PARAMETERS,
 )
 _BY_NAME = {p.name: p for p in STEREO_PARAMETERS}
+STEREO_NAMES = frozenset(_BY_NAME)
 STEREO_DYNAMIC = frozenset(p.name for p in STEREO_PARAMETERS if p.dynamic)
 
 
