@@ -65,10 +65,12 @@ def test_replay_with_sim_time_keeps_bag_stamps(ros_env, tmp_path):
     stamps = _write_bag(bag)
     exe = Path(sys.prefix) / 'lib' / 'dro_depth' / 'sfm_node'
     assert exe.is_file(), f'{exe} is missing: run `make install` first'
-    # DRO on torch: an OpenVINO engine compiling in the background takes the CPU that best-effort DDS needs
-    # to deliver every image of the bag on 2 cores (the stamps are what this test is about)
+    # DRO and the metric model on torch: an engine compiling in the background (ONNX export holding the GIL,
+    # then OpenVINO) starves the executor on 2 cores, and best-effort images overflow the reader's history
+    # (3-6 of the loop's 24 were lost while the metric engine compiled); the stamps are what this test is about
     params = {'use_sim_time': True, 'device': 'cpu', 'cpu_threads': 1, 'width': 128, 'height': 96,
-              'iterations': 1, 'num_refs': 1, 'diagnostics_period': 0.2, 'backend': 'torch'}
+              'iterations': 1, 'num_refs': 1, 'diagnostics_period': 0.2, 'backend': 'torch',
+              'metric.backend': 'torch'}
     proc = NodeProcess(params, remappings={'image': '/cam/image_raw', 'camera_info': '/cam/camera_info'},
                        command=[sys.executable, str(exe)], env=ros_env, workdir=tmp_path / 'node').start()
     client = SfmClient(image_topic='unused/image', info_topic='unused/camera_info')
@@ -153,13 +155,12 @@ def _looped_bag_publishes_its_stamps_again(client, bag, bag_stamps):
     counts = play_bag(client.node, bag, rate=1.0, clock=True, wait_for_subs=30,
                       ready=lambda: client.diagnostics().get('timeline') == '1')
     assert counts == {'/cam/image_raw': N, '/cam/camera_info': N}
-    # best-effort camera QoS: a few images of the loop can be lost in transport (3 of 24 seen here, not yet
-    # explained); wait briefly for all of them, then for the node to settle on what it did receive
-    client.wait_diagnostics(lambda v: int(v['received']) == int(before['received']) + N, 15)
-    d = client.wait_diagnostics(lambda v: v['pending_unpaired'] == '0' and v['in_inference'] == '0'
+    # every image of the loop arrives (no engine compiling beside it: see the parameters above)
+    d = client.wait_diagnostics(lambda v: int(v['received']) == int(before['received']) + N
+                                and v['pending_unpaired'] == '0' and v['in_inference'] == '0'
                                 and v['queue_depth'] == '0', 30)
     received = int(d['received']) - int(before['received'])
-    assert received >= N // 2, (received, d)
+    assert received == N, (received, d)
     assert d['timeline'] == '1', d                   # one backward jump of ROS time seen
     client.outputs.wait(lambda o: o.count('depth') >= sum(seen.values()) + int(d['published'])
                         - int(before['published']), 10)                # the last depth may be in flight
