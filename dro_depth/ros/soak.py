@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -92,20 +92,27 @@ class _Sampler:
         self.last_received = 0
         self.last_drops = (0, 0)
         self.last_arrival = time.monotonic()
+        self.max_gap = 0.0                  # longest time between consecutive depth arrivals (s)
+
+    def hang(self, now: float) -> float:
+        """The longest time without a depth so far: closed gaps, and the one open at ``now``."""
+        return max(self.max_gap, now - self.last_arrival)
 
     def row(self, t0: float) -> Dict[str, float]:
+        from dro_depth.ros.conversions import stamp_to_ns
         now = time.monotonic()
         dt = max(now - self.last_t, 1e-6)
-        lat = []
+        lat, arrivals = [], []
         for r in self.client.outputs.get('depth'):
             if r.t <= self.last_t:
                 continue
-            from dro_depth.ros.conversions import stamp_to_ns
             stamp = stamp_to_ns(r.msg.header.stamp)
             self.seen[stamp] = self.seen.get(stamp, 0) + 1
             if stamp in self.sent:
                 lat.append((r.t - self.sent.pop(stamp)) * 1e3)
-            self.last_arrival = max(self.last_arrival, r.t)
+            arrivals.append(r.t)
+        gap, self.last_arrival = longest_gap(arrivals, self.last_arrival)
+        self.max_gap = max(self.max_gap, gap)
         count = self.client.outputs.count('depth')
         d = self.client.diagnostics()
         books = accounting(d) if d else {'received': 0, 'published': 0, 'dropped_total': 0,
@@ -194,13 +201,14 @@ def run_soak(args: argparse.Namespace) -> Dict[str, object]:
                     t_sample += args.period
                     for stale in [s for s, t in sent.items() if time.monotonic() - t > 60]:
                         del sent[stale]                       # dropped by the node (overload): no depth
-                result['hang_s'] = max(float(result['hang_s']), time.monotonic() - sampler.last_arrival)
                 time.sleep(max(0.0, t_next - time.monotonic()))
+        t_end = time.monotonic()
         result['alive'] = proc.alive()
         client.outputs.wait(lambda o: False, 3.0)          # the last frames finish
         final = client.wait_diagnostics(lambda v: int(v.get('queue_depth', 1)) == 0
                                         and int(v.get('in_inference', 1)) == 0, 15)
         sampler.row(t0)
+        result['hang_s'] = sampler.hang(t_end)             # gaps while streaming, from arrival times
         result['books'] = accounting(final)
         result['sent'] = n_sent + n_sent_before
         result['duplicates'] = sum(1 for n in sampler.seen.values() if n > 1)
@@ -247,6 +255,17 @@ def goals(result: Dict[str, object], minutes: float, hang: float) -> List[tuple]
                                      f'{result.get("depth_received")}', result.get('duplicates') == 0),
     ]
     return g
+
+
+def longest_gap(arrivals: List[float], since: float) -> Tuple[float, float]:
+    """(longest gap, newest time) of the arrival times ``arrivals`` (any order) following ``since``.
+
+    Every gap between consecutive arrivals counts, the first one from ``since``: an arrival-to-arrival
+    measure, so how often the collector is read does not enter the figure.
+    """
+    times = [since] + sorted(t for t in arrivals if t > since)
+    gaps = np.diff(times)
+    return (float(gaps.max()) if len(gaps) else 0.0), times[-1]
 
 
 def rss_growth(t: np.ndarray, rss: np.ndarray, t2: float, window: float = 60.0) -> tuple:

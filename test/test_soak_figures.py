@@ -1,0 +1,40 @@
+"""The soak benchmark's figures (``python -m dro_depth.ros.soak``): pure functions over sampled data.
+
+The hang figure once came from how often the collector was read (every 10 s sample), not from the depth
+arrivals: a node answering every 0.2 s showed a "longest gap" of 10.7 s. These tests pin the figures to
+the data they summarise.
+"""
+import numpy as np
+import pytest
+
+from dro_depth.ros.soak import longest_gap, rss_growth
+
+
+def test_longest_gap_is_between_arrivals_not_samples():
+    arrivals = list(np.arange(0.2, 30.0, 0.2))             # a depth every 0.2 s, read every 10 s
+    gap, newest = 0.0, 0.0
+    for lo in (0.0, 10.0, 20.0):                             # three reads of the collector
+        g, newest = longest_gap([t for t in arrivals if lo < t <= lo + 10.0], newest)
+        gap = max(gap, g)
+    assert gap == pytest.approx(0.2) and newest == pytest.approx(arrivals[-1])
+
+
+def test_longest_gap_sees_a_stall_across_reads_and_ignores_old_arrivals():
+    assert longest_gap([12.0, 11.0, 13.5], since=10.0) == (pytest.approx(1.5), 13.5)   # any order
+    # a stall spanning a read: 9.9 in the first read, 21.0 in the next one
+    g1, newest = longest_gap([9.5, 9.9], since=9.0)
+    g2, newest = longest_gap([21.0, 21.2], since=newest)
+    assert g2 == pytest.approx(11.1) and newest == 21.2
+    assert longest_gap([], since=5.0) == (0.0, 5.0)           # nothing new: no gap closed yet
+    assert longest_gap([4.0], since=5.0) == (0.0, 5.0)        # an arrival before `since` is not new
+
+
+def test_rss_growth_uses_window_medians_after_the_first_minutes():
+    t = np.arange(0.0, 1800.0, 10.0)
+    rss = 1000.0 + np.where(t < 120, 0.0, 50.0)              # start-up growth, then flat
+    rss[(t > 1000) & (t % 30 == 10)] += 30.0                 # transient spikes, every third sample
+    growth, raw, peak, slope = rss_growth(t, rss, 120.0)
+    assert growth == pytest.approx(0.0, abs=1e-9)             # medians: spikes and start-up do not count
+    rss2 = 1000.0 + 0.5 * t / 60.0                           # a real drift of 0.5 MB/min
+    growth2, _, _, slope2 = rss_growth(t, rss2, 120.0)
+    assert slope2 == pytest.approx(0.5) and growth2 == pytest.approx(0.5 * (1740 - 120 + 50) / 60, rel=0.05)
