@@ -30,8 +30,7 @@ class OpenVINOEngine:
             e.g. K at 0 iterations).
         precision: 'fp32' or 'bf16' (``INFERENCE_PRECISION_HINT``; bf16 is fast with AVX512-BF16 / AMX).
         device: OpenVINO device ('CPU', 'GPU').
-        threads: ``INFERENCE_NUM_THREADS`` and ``COMPILATION_NUM_THREADS`` (0 = OpenVINO's default, all
-            cores). Give the DRO and metric
+        threads: ``INFERENCE_NUM_THREADS`` (0 = OpenVINO's default, all cores). Give the DRO and metric
             engines separate budgets: two pools that each take every core slow each other down badly.
         blob_dir: OpenVINO's own compiled-blob cache (``CACHE_DIR``), inside a configured engine cache.
 
@@ -51,8 +50,8 @@ class OpenVINOEngine:
                                f'{core.available_devices})')
         config = {'INFERENCE_PRECISION_HINT': _HINT[precision], 'PERFORMANCE_HINT': 'LATENCY',
                   'NUM_STREAMS': '1'}
-        if threads > 0 and device == 'CPU':      # the budget holds while compiling too
-            config['INFERENCE_NUM_THREADS'] = config['COMPILATION_NUM_THREADS'] = str(int(threads))
+        if threads > 0 and device == 'CPU':
+            config['INFERENCE_NUM_THREADS'] = str(int(threads))
         if blob_dir is not None:
             core.set_property({'CACHE_DIR': str(blob_dir)})
         try:
