@@ -100,3 +100,30 @@ def test_stop_joins_and_rejects_new_items():
     worker.start()
     assert worker.stop(5)
     assert worker.submit('late') is False and dropped == ['late']
+
+
+def test_after_runs_for_every_item_processed_or_failed_and_cannot_kill_the_worker():
+    """The after-hook (a node's malloc trim) sees every item, including one whose processing raised, and
+    runs before the worker reports itself idle; a failing hook is logged, the thread goes on."""
+    seen, idle_when_after = [], []
+
+    def process(item):
+        if item == 'bad':
+            raise ValueError('broken frame')
+
+    def after(item):
+        idle_when_after.append(worker.queue_depth())
+        seen.append(item)
+        if item == 'hook-fails':
+            raise RuntimeError('after-hook bug')
+
+    worker = InferenceWorker(process, after=after)
+    worker.start()
+    deadline = time.monotonic() + 5
+    for item in ('bad', 'hook-fails', 'good'):
+        worker.submit(item)
+        while item not in seen and time.monotonic() < deadline:
+            time.sleep(0.005)
+    assert seen == ['bad', 'hook-fails', 'good'] and worker.errors == 1 and worker.alive
+    assert all(depth >= 1 for depth in idle_when_after)      # still busy while the hook runs
+    assert worker.stop(5)

@@ -102,7 +102,8 @@ class MonoDepthNode(Node):
         self._reporter = DiagnosticsReporter(f'{self.get_name()}: single-image depth',
                                              str(self.estimator.device), ok_message=ok)
         self.worker: InferenceWorker[MonoFrame] = InferenceWorker(
-            self._process, on_drop=self._on_overload, name='mono-inference', on_error=self._on_internal_error)
+            self._process, on_drop=self._on_overload, name='mono-inference', on_error=self._on_internal_error,
+            after=self._after_frame)
         self.worker.start()
         self.add_on_set_parameters_callback(self._check_parameters)
         self.timeline = Timeline(self)
@@ -230,12 +231,6 @@ class MonoDepthNode(Node):
 
     # ------------------------------------------------------------------ worker thread
     def _process(self, frame: MonoFrame) -> None:
-        try:
-            self._process_frame(frame)
-        finally:      # freed buffers of a large frame (or a period's worth) go back to the OS
-            self.malloc.after_frame(int(frame.image.width) * int(frame.image.height))
-
-    def _process_frame(self, frame: MonoFrame) -> None:
         stamp_ns = stamp_to_ns(frame.image.header.stamp)
         if frame.timeline != self._timeline:    # ROS time jumped back (a looped bag): stamps may repeat
             self._timeline = frame.timeline
@@ -314,9 +309,14 @@ class MonoDepthNode(Node):
                 self._warned_frame = True
         return frame
 
+    def _after_frame(self, frame: MonoFrame) -> None:
+        """Freed buffers of a large frame (or a period's worth) go back to the OS, whatever became of it."""
+        self.malloc.after_frame(int(frame.image.width) * int(frame.image.height))
+
     def _on_internal_error(self, frame: MonoFrame, exc: BaseException) -> None:
         """A bug while processing ``frame`` (not bad input): counted, logged throttled with its traceback."""
-        report_internal_error(self, self.stats, self.worker.stopping, stamp_to_ns(frame.image.header.stamp), exc)
+        report_internal_error(self, self.stats, self.worker.stopping, stamp_to_ns(frame.image.header.stamp),
+                              exc)
 
     def _bad(self, reason: str, detail: str) -> None:
         report_bad_input(self, self.stats, reason, detail)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .params import MALLOC_PARAMETERS, POINTS_FILTER_PARAMETERS, ParameterError, ParamSpec, check_value, declare_parameters
+from .params import (MALLOC_PARAMETERS, POINTS_FILTER_PARAMETERS, ParameterError, ParamSpec, check_value,
+                     declare_parameters)
 
 __all__ = ['MONO_PARAMETERS', 'MONO_DYNAMIC', 'MONO_NAMES', 'validate_mono', 'validate_mono_all',
            'declare_mono_parameters', 'parse_hooks', 'mono_defaults']

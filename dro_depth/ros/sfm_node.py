@@ -128,7 +128,8 @@ class SfmNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', diagnostics_qos())
         self._reporter = DiagnosticsReporter(f'{self.get_name()}: depth and odometry', str(estimator.device))
         self.worker: InferenceWorker[Frame] = InferenceWorker(self._process, on_drop=self._on_overload,
-                                                              on_error=self._on_internal_error)
+                                                              on_error=self._on_internal_error,
+                                                              after=self._after_frame)
         self.worker.start()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.timeline = Timeline(self)
@@ -265,12 +266,6 @@ class SfmNode(Node):
 
     # ------------------------------------------------------------------ worker thread
     def _process(self, frame: Frame) -> None:
-        try:
-            self._process_frame(frame)
-        finally:      # freed buffers of a large frame (or a period's worth) go back to the OS
-            self.malloc.after_frame(int(frame.image.width) * int(frame.image.height))
-
-    def _process_frame(self, frame: Frame) -> None:
         with self._settings_lock:
             num_refs, self._pending_num_refs = self._pending_num_refs, None
         if num_refs is not None:
@@ -309,9 +304,14 @@ class SfmNode(Node):
         if result.state.value == 'lost':
             self.get_logger().warning(f'tracking lost: {result.reason}', throttle_duration_sec=LOG_THROTTLE_S)
 
+    def _after_frame(self, frame: Frame) -> None:
+        """Freed buffers of a large frame (or a period's worth) go back to the OS, whatever became of it."""
+        self.malloc.after_frame(int(frame.image.width) * int(frame.image.height))
+
     def _on_internal_error(self, frame: Frame, exc: BaseException) -> None:
         """A bug while processing ``frame`` (not bad input): counted, logged throttled with its traceback."""
-        report_internal_error(self, self.stats, self.worker.stopping, stamp_to_ns(frame.image.header.stamp), exc)
+        report_internal_error(self, self.stats, self.worker.stopping, stamp_to_ns(frame.image.header.stamp),
+                              exc)
 
     def _bad(self, reason: str, detail: str) -> None:
         report_bad_input(self, self.stats, reason, detail)

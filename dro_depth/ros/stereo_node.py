@@ -37,9 +37,9 @@ from .diagnostics import LOG_THROTTLE_S, DiagnosticsReporter
 from .failures import report_bad_input, report_internal_error
 from .memory import MallocTuning
 from .qos import describe_qos, diagnostics_qos, input_qos, output_qos
+from .params import parameter_updates
 from .stats import NodeStats
 from .stereo_pairing import StereoPairer
-from .params import parameter_updates
 from .stereo_params import (STEREO_DYNAMIC, STEREO_NAMES, declare_stereo_parameters, stereo_config,
                              validate_stereo)
 from .node_main import run_node
@@ -113,7 +113,8 @@ class StereoNode(Node):
         self._reporter = DiagnosticsReporter(f'{self.get_name()}: stereo depth', self.values['device'])
         self.worker: InferenceWorker[StereoFrame] = InferenceWorker(self._process, on_drop=self._on_overload,
                                                                     name='stereo-inference',
-                                                                    on_error=self._on_internal_error)
+                                                                    on_error=self._on_internal_error,
+                                                                    after=self._after_frame)
         self.worker.start()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.pairer = StereoPairer(self.values['pairing_queue_size'], self._on_unpaired)
@@ -203,12 +204,6 @@ class StereoNode(Node):
 
     # ------------------------------------------------------------------ worker thread
     def _process(self, frame: StereoFrame) -> None:
-        try:
-            self._process_frame(frame)
-        finally:      # freed buffers of a large frame (or a period's worth) go back to the OS
-            self.malloc.after_frame(int(frame.left.width) * int(frame.left.height))
-
-    def _process_frame(self, frame: StereoFrame) -> None:
         stamp_ns = stamp_to_ns(frame.left.header.stamp)
         if stamp_ns == self._last_stamp_ns:
             self._bad('duplicate_stamp', f'same stamp as the previous pair ({stamp_ns * 1e-9:.6f} s)')
@@ -265,9 +260,14 @@ class StereoNode(Node):
             points = filter_points(result.depth, calib.K, cfg, getattr(result, 'confidence', None))
             self._pub_points.publish(points_to_pointcloud2(points, rgb, header))
 
+    def _after_frame(self, frame: StereoFrame) -> None:
+        """Freed buffers of a large frame (or a period's worth) go back to the OS, whatever became of it."""
+        self.malloc.after_frame(int(frame.left.width) * int(frame.left.height))
+
     def _on_internal_error(self, frame: StereoFrame, exc: BaseException) -> None:
         """A bug while processing ``frame`` (not bad input): counted, logged throttled with its traceback."""
-        report_internal_error(self, self.stats, self.worker.stopping, stamp_to_ns(frame.left.header.stamp), exc)
+        report_internal_error(self, self.stats, self.worker.stopping, stamp_to_ns(frame.left.header.stamp),
+                              exc)
 
     def _bad(self, reason: str, detail: str) -> None:
         report_bad_input(self, self.stats, reason, detail, what='stereo pair')

@@ -10,8 +10,8 @@ from typing import Any, Dict, Optional, Tuple
 
 from .params import MALLOC_PARAMETERS, POINTS_FILTER_PARAMETERS, ParameterError, ParamSpec
 
-__all__ = ['STEREO_PARAMETERS', 'STEREO_NAMES', 'STEREO_DYNAMIC', 'validate_stereo', 'declare_stereo_parameters',
-           'stereo_config']
+__all__ = ['STEREO_PARAMETERS', 'STEREO_NAMES', 'STEREO_DYNAMIC', 'validate_stereo',
+           'declare_stereo_parameters', 'stereo_config']
 
 STEREO_PARAMETERS: Tuple[ParamSpec, ...] = (
     ParamSpec('checkpoint', '', 'RAFT-Stereo weights (raftstereo-NS.tar, raftstereo-realtime.pth, '

@@ -72,12 +72,16 @@ class InferenceWorker(Generic[T]):
         on_error: called on the worker thread with the item and the exception ``process`` raised (the node
             logs it throttled with its traceback and counts it); by default it is logged here.
         name: thread name.
+        after: called on the worker thread with every item once it is done, processed or failed (a node
+            gives freed memory back to the OS there); an exception in it is logged, never fatal.
     """
 
     def __init__(self, process: Callable[[T], None], on_drop: Callable[[T], None] = lambda item: None,
                  name: str = 'sfm-inference',
-                 on_error: Optional[Callable[[T, BaseException], None]] = None) -> None:
+                 on_error: Optional[Callable[[T, BaseException], None]] = None,
+                 after: Optional[Callable[[T], None]] = None) -> None:
         self._process = process
+        self._after = after
         self._on_drop = on_drop
         self._on_error = on_error
         self._slot: LatestSlot[T] = LatestSlot()
@@ -130,7 +134,16 @@ class InferenceWorker(Generic[T]):
                 self.errors += 1
                 self._report(item, exc)
             finally:
+                self._finish(item)
                 self._busy.clear()
+
+    def _finish(self, item: T) -> None:
+        if self._after is None:
+            return
+        try:
+            self._after(item)
+        except Exception:  # noqa: BLE001 - nor may the after-hook end the thread
+            logger.exception('the after-item hook failed')
 
     def _report(self, item: T, exc: BaseException) -> None:
         if self._on_error is None:
