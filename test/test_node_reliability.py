@@ -5,7 +5,6 @@ a bug inside ``track()`` and a result whose conversion fails half-way through pu
 count both as ``internal_error`` in /diagnostics, log them with their traceback through its logger, keep
 running, and publish nothing at all of those frames.
 """
-import threading
 import time
 
 import numpy as np
@@ -13,9 +12,7 @@ import pytest
 
 pytest.importorskip('rclpy', reason='the ROS 2 runtime (rclpy) is not installed')
 
-import rclpy  # noqa: E402
 import torch  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from dro_depth.data.synthetic import generate_sequence  # noqa: E402
@@ -48,31 +45,22 @@ class InjectedFailures(SfmEstimator):
 def node_and_client(ros_env):
     from dro_depth.ros.sfm_node import SfmNode
     from dro_depth.ros.testing.client import SfmClient
+    from dro_depth.ros.testing.spin import spinning
 
     torch.manual_seed(0)
     cfg = EstimatorConfig(width=64, height=48, iterations=1, device='cpu')
     est = InjectedFailures(cfg, model=build_dro())
     est.bug_at, est.bad_output_at = set(), set()
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
     overrides = [Parameter('metric.enabled', value=False), Parameter('diagnostics_period', value=0.2),
                  Parameter('publish_tf', value=False), Parameter('cpu_threads', value=1),
                  Parameter('max_input_pixels', value=64 * 48)]
-    node = SfmNode(estimator=est, context=ctx, parameter_overrides=overrides)
-    executor = SingleThreadedExecutor(context=ctx)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    client = SfmClient()
-    try:
-        assert client.camera.wait_for_subscribers(30), 'sfm_node did not subscribe within 30 s'
-        yield est, node, client
-    finally:
-        client.close()
-        executor.shutdown(timeout_sec=2.0)
-        node.destroy_node()
-        rclpy.try_shutdown(context=ctx)
-        thread.join(5.0)
+    with spinning(lambda ctx: SfmNode(estimator=est, context=ctx, parameter_overrides=overrides)) as node:
+        client = SfmClient()
+        try:
+            assert client.camera.wait_for_subscribers(30), 'sfm_node did not subscribe within 30 s'
+            yield est, node, client
+        finally:
+            client.close()
 
 
 def test_bugs_are_counted_logged_with_traceback_and_publish_nothing(node_and_client, capfd):

@@ -214,12 +214,11 @@ def test_config_and_launch_file_follow_the_parameter_table():
 def test_a_bug_is_an_internal_error_not_bad_input(ros_env, capfd):
     """A plain exception inside the estimator (not a DroDepthError) is a bug: counted as internal_error,
     logged with its traceback through the node's logger, nothing published for it, the node goes on."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from dro_depth.models.stereo import REALTIME, RAFTStereo
     from dro_depth.ros.stereo_node import StereoNode
+    from dro_depth.ros.testing.spin import spinning
     from dro_depth.stereo import StereoConfig, StereoEstimator
 
     class FailsOnSecond(StereoEstimator):
@@ -233,35 +232,25 @@ def test_a_bug_is_an_internal_error_not_bad_input(ros_env, capfd):
 
     torch.manual_seed(0)
     est = FailsOnSecond(RAFTStereo(REALTIME).eval(), StereoConfig(iterations=1))
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = StereoNode(estimator=est, context=ctx, parameter_overrides=[
-        Parameter('diagnostics_period', value=0.2), Parameter('image_qos_reliability', value='reliable'),
-        Parameter('publish_points', value=False)])
-    executor = SingleThreadedExecutor(context=ctx)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    h = Harness()
-    try:
-        assert _wait(h.ready, 30)
-        left = np.random.default_rng(1).integers(0, 255, (H, W, 3), dtype=np.uint8)
-        right = np.roll(left, -4, axis=1)
-        for sec in (1, 2, 3):                  # paced: each answered (published or counted) before the next
-            before = node.stats.snapshot()
-            h.publish(sec * 1_000_000_000, left, right)
-            assert _wait(lambda: any(m.header.stamp.sec == sec for m in h.got['depth'])
-                         or node.stats.snapshot()['drops'].get('internal_error', 0)
-                         > before['drops'].get('internal_error', 0), 30), sec
-        assert _wait(lambda: h.diag().get('dropped_internal_error') == '1', 10), h.diag()
-        assert h.diag()['dropped_bad_input'] == '0', h.diag()            # a bug is not bad input
-        assert sorted(m.header.stamp.sec for m in h.got['depth']) == [1, 3]
-        assert node.worker.alive
-    finally:
-        h.close()
-        executor.shutdown(timeout_sec=2.0)
-        node.destroy_node()
-        rclpy.try_shutdown(context=ctx)
-        thread.join(5.0)
+    overrides = [Parameter('diagnostics_period', value=0.2), Parameter('image_qos_reliability', value='reliable'),
+                 Parameter('publish_points', value=False)]
+    with spinning(lambda ctx: StereoNode(estimator=est, context=ctx, parameter_overrides=overrides)) as node:
+        h = Harness()
+        try:
+            assert _wait(h.ready, 30)
+            left = np.random.default_rng(1).integers(0, 255, (H, W, 3), dtype=np.uint8)
+            right = np.roll(left, -4, axis=1)
+            for sec in (1, 2, 3):              # paced: each answered (published or counted) before the next
+                before = node.stats.snapshot()
+                h.publish(sec * 1_000_000_000, left, right)
+                assert _wait(lambda: any(m.header.stamp.sec == sec for m in h.got['depth'])
+                             or node.stats.snapshot()['drops'].get('internal_error', 0)
+                             > before['drops'].get('internal_error', 0), 30), sec
+            assert _wait(lambda: h.diag().get('dropped_internal_error') == '1', 10), h.diag()
+            assert h.diag()['dropped_bad_input'] == '0', h.diag()        # a bug is not bad input
+            assert sorted(m.header.stamp.sec for m in h.got['depth']) == [1, 3]
+            assert node.worker.alive
+        finally:
+            h.close()
     err = capfd.readouterr().err
     assert 'Traceback' in err and 'simulated bug inside estimate()' in err and 'internal_error' in err
