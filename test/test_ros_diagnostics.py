@@ -57,6 +57,15 @@ def test_ok_when_healthy_and_all_keys_present():
     assert values['untrained'] == 'false'
 
 
+def test_frames_are_counted_by_tracking_state():
+    stats = NodeStats()
+    for state in ('initializing', 'tracking', 'tracking', 'lost', 'initializing', 'tracking', ''):
+        stats.frame_processed(40.0, state)                 # '' (no state known) is processed, not counted
+    values = status_values(DiagnosticsReporter('n', 'cpu').status(stats.snapshot(), _info()))
+    assert (values['frames_tracking'], values['frames_initializing'], values['frames_lost']) == ('3', '2', '1')
+    assert values['processed'] == '7'
+
+
 @pytest.mark.parametrize('info,words', [
     (_info(untrained=True), 'UNTRAINED'),
     (_info(tracking_state='lost', tracking_reason='pose rejected'), 'pose rejected'),

@@ -186,6 +186,9 @@ def test_diagnostics_content(session):
     assert 0 < float(d['latency_p50_ms']) <= float(d['latency_p95_ms']) < 60_000
     assert int(d['max_queue_depth']) <= 1
     assert d['tracking_state'] in ('initializing', 'tracking', 'static', 'lost')
+    states = {k[len('frames_'):]: int(v) for k, v in d.items() if k.startswith('frames_')}
+    assert set(states) <= {'initializing', 'tracking', 'static', 'lost'}, states
+    assert sum(states.values()) == int(d['processed']) and states.get('initializing', 0) >= 1, (states, d)
     assert d['untrained'] == ('true' if d['checkpoint'] == '' else 'false')
     if d['untrained'] == 'true':
         assert d['_level'] >= 1 and 'UNTRAINED' in d['_message']

@@ -7,7 +7,7 @@ the data they summarise.
 import numpy as np
 import pytest
 
-from dro_depth.ros.soak import longest_gap, rss_growth
+from dro_depth.ros.soak import longest_gap, parse_overrides, rss_growth, summary_lines
 
 
 def test_longest_gap_is_between_arrivals_not_samples():
@@ -38,3 +38,33 @@ def test_rss_growth_uses_window_medians_after_the_first_minutes():
     rss2 = 1000.0 + 0.5 * t / 60.0                           # a real drift of 0.5 MB/min
     growth2, _, _, slope2 = rss_growth(t, rss2, 120.0)
     assert slope2 == pytest.approx(0.5) and growth2 == pytest.approx(0.5 * (1740 - 120 + 50) / 60, rel=0.05)
+
+
+def _rows(t, **columns):
+    return [{'t_s': float(ti), **{k: float(v[i]) for k, v in columns.items()}} for i, ti in enumerate(t)]
+
+
+def test_summary_attributes_a_step_to_the_part_that_grew_and_measures_rate_wander():
+    t = np.arange(0.0, 1810.0, 10.0)
+    step = np.where(t > 600, 12.0, 0.0)                      # +12 MB of anonymous memory at minute 10
+    published = np.cumsum(np.where(((t - 10) // 60) % 2 == 0, 50.0, 60.0))   # 5 Hz and 6 Hz minutes in turn
+    lines = summary_lines(_rows(t, rss_anon_mb=800 + step, rss_file_mb=np.full_like(t, 300.0),
+                                rss_shmem_mb=np.full_like(t, 40.0), malloc_in_use_mb=np.full_like(t, 680.0),
+                                malloc_free_mb=np.full_like(t, 5.0), published=published))
+    memory, rate = lines
+    assert 'rss_anon +12.0' in memory and 'rss_file +0.0' in memory and 'malloc_in_use +0.0' in memory
+    assert 'mean 5.50 Hz' in rate and 'sd 0.50' in rate and 'min 5.00' in rate and 'max 6.00' in rate
+
+
+def test_summary_without_memory_parts_says_so():
+    t = np.arange(10.0, 400.0, 10.0)
+    lines = summary_lines(_rows(t, published=t * 5))           # an old CSV: no part columns
+    assert lines[0].endswith('n/a') and 'mean 5.00 Hz' in lines[1] and 'sd 0.00' in lines[1]
+
+
+def test_overrides_are_typed_and_malformed_ones_refused():
+    assert parse_overrides(['metric.threads=1', 'backend=torch', 'metric.enabled=false', 'x=0.5']) == {
+        'metric.threads': 1, 'backend': 'torch', 'metric.enabled': False, 'x': 0.5}
+    for bad in ('threads', '=3'):
+        with pytest.raises(ValueError, match='name=value'):
+            parse_overrides([bad])

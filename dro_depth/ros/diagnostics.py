@@ -93,6 +93,8 @@ class DiagnosticsReporter:
         for reason, detail in sorted(snapshot['drop_details'].items()):
             values[f'last_{reason}_reason'] = detail
         values['max_queue_depth'] = snapshot['max_queue_depth']
+        for state, n in sorted(snapshot.get('states', {}).items()):
+            values[f'frames_{state}'] = int(n)          # how often tracking holds, starts over, is lost
         values.update(info)
 
         problems: List[str] = []

@@ -101,10 +101,11 @@ def _recover(client, storm, books: _Books, timeout: float) -> Tuple[int, int]:
 def run_fuzz(profile: str = 'short', seed: int = 0, n: Optional[int] = None, timeout: float = 120.0,
              pace: float = 0.8) -> Dict[str, object]:
     """Start the installed node, warm it up, storm it, recover; returns everything the checks need."""
+    from dro_depth.bench.procmem import node_rss_mb
     from dro_depth.ros.testing.client import SfmClient
     from dro_depth.ros.testing.process import NodeProcess
     from .fuzz_cases import Storm
-    from .soak import accounting, node_rss_mb
+    from .soak import accounting
 
     prof = PROFILES[profile]
     n = prof['n'] if n is None else n

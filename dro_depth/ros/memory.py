@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any, Mapping, Optional
 
-__all__ = ['MallocTuning', 'LARGE_FRAME_PIXELS', 'glibc']
+__all__ = ['MallocTuning', 'LARGE_FRAME_PIXELS', 'glibc', 'heap_usage']
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,36 @@ def glibc() -> Optional[Any]:
     libc.malloc_trim.argtypes = [ctypes.c_size_t]
     libc.malloc_trim.restype = ctypes.c_int
     return libc
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (2.33+): every field a size_t, summed over all arenas."""
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        'arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks',
+        'keepcost')]
+
+
+def heap_usage(libc: Optional[Any] = None) -> dict:
+    """malloc's own books in MiB (glibc ``mallinfo2``, all arenas), or {} where it is not available.
+
+    * ``malloc_in_use_mb``: bytes handed out and not freed (arena blocks in use plus mmapped blocks);
+    * ``malloc_free_mb``: free bytes held inside the arenas (resident only where touched and not trimmed);
+    * ``malloc_mmapped_mb``: of the in-use bytes, those in mmapped blocks (at least ``mmap_threshold``).
+
+    Set beside the process RSS, they say whether a growth is malloc's (in-use: a leak or a cache; free:
+    fragmentation) or outside it (libraries' own mmaps, thread stacks, shared memory, code pages).
+    """
+    libc = libc if libc is not None else glibc()
+    fn = getattr(libc, 'mallinfo2', None) if libc is not None else None
+    if fn is None:
+        return {}
+    fn.argtypes = []
+    fn.restype = _MallInfo2
+    m = fn()
+    mib = float(2 ** 20)
+    return {'malloc_in_use_mb': round((m.uordblks + m.hblkhd) / mib, 2),
+            'malloc_free_mb': round(m.fordblks / mib, 2),
+            'malloc_mmapped_mb': round(m.hblkhd / mib, 2)}
 
 
 class MallocTuning:
@@ -125,4 +155,6 @@ class MallocTuning:
         return False
 
     def diagnostics(self) -> dict:
-        return {'malloc': self.state, 'malloc_trims': self.trims, 'malloc_trim_ms': round(self.trim_ms, 2)}
+        """State, trim count and duration, and malloc's books (:func:`heap_usage`; glibc only)."""
+        return {'malloc': self.state, 'malloc_trims': self.trims, 'malloc_trim_ms': round(self.trim_ms, 2),
+                **heap_usage(self._libc)}

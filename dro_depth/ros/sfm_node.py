@@ -290,18 +290,19 @@ class SfmNode(Node):
             header = Header(stamp=image.header.stamp, frame_id=self.outputs.camera_frame(image.header))
             result = self.metric.process(result, rgb, header, info)
         self._last_result = result
+        state = str(getattr(result.state, 'value', result.state))
         if self.worker.stopping:
-            self.stats.frame_processed(inference_ms)
+            self.stats.frame_processed(inference_ms, state)
             return
         t1 = time.perf_counter()
         regime = self.metric.scale_regime() if self.metric is not None else 'dro_units'
         self.outputs.publish(result, image, info, rgb, regime)   # all or nothing; a failure is internal_error
         publish_ms = (time.perf_counter() - t1) * 1e3
-        self.stats.frame_processed(inference_ms)            # counted once: processed or dropped, never both
+        self.stats.frame_processed(inference_ms, state)     # counted once: processed or dropped, never both
         now_ns = self.get_clock().now().nanoseconds
         self.stats.frame_published((time.monotonic() - frame.received) * 1e3, (now_ns - stamp_ns) * 1e-6,
                                    publish_ms)
-        if result.state.value == 'lost':
+        if state == 'lost':
             self.get_logger().warning(f'tracking lost: {result.reason}', throttle_duration_sec=LOG_THROTTLE_S)
 
     def _after_frame(self, frame: Frame) -> None:

@@ -14,6 +14,12 @@ the same and a table of the goals:
 * nothing lost that was accepted: every processed frame published, no ``internal_error``, and
   ``received == processed + dropped + pending`` from /diagnostics, every sent image received.
 
+Beside the total RSS every row has its anonymous / file / shared-memory parts (/proc) and malloc's own
+in-use and free bytes (the node's /diagnostics, glibc), and the run ends with the growth of each, so a step
+in RSS is attributed to a kind of memory; ``--smaps`` also writes ``smaps.csv`` (every mapping with at least
+256 kB resident, each sample) to name the mapping. ``--set name=value`` overrides a node parameter (repeat
+it) for A/B runs against the defaults.
+
 Exits 1 when a goal or an invariant fails, 0 otherwise.
 """
 from __future__ import annotations
@@ -30,24 +36,29 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+import yaml
 
-__all__ = ['main', 'node_rss_mb', 'accounting']
+from dro_depth.bench.procmem import mappings, node_rss_mb, process_memory
 
+__all__ = ['main', 'node_rss_mb', 'accounting', 'parse_overrides']
+
+#: The memory columns whose growth is reported beside the total (RSS parts, then malloc's books).
+MEMORY_PARTS = ['rss_anon_mb', 'rss_file_mb', 'rss_shmem_mb', 'malloc_in_use_mb', 'malloc_free_mb']
 CSV_FIELDS = ['t_s', 'rss_mb', 'input_hz', 'output_hz', 'latency_p50_ms', 'latency_p95_ms',
               'dropped_per_min', 'dropped_overload', 'dropped_other', 'received', 'published', 'load1',
-              'load5']
+              'load5', 'cpu_steal_pct'] + MEMORY_PARTS + ['frames_tracking', 'frames_initializing', 'frames_lost']
+SMAPS_MIN_KB = 256
 
 
-def node_rss_mb(pid: int) -> float:
-    """Resident memory of process ``pid`` in MiB (VmRSS from /proc; NaN when it is gone)."""
-    try:
-        with open(f'/proc/{pid}/status') as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return float('nan')
+def parse_overrides(items: List[str]) -> Dict[str, object]:
+    """``['metric.threads=1', 'backend=torch']`` -> parameter values (YAML scalars: ints, floats, bools)."""
+    out: Dict[str, object] = {}
+    for item in items:
+        name, sep, value = item.partition('=')
+        if not sep or not name.strip():
+            raise ValueError(f'--set wants name=value, got {item!r}')
+        out[name.strip()] = yaml.safe_load(value)
+    return out
 
 
 def accounting(d: Dict[str, str]) -> Dict[str, int]:
@@ -81,17 +92,29 @@ def _loadavg() -> List[float]:
         return [float('nan')] * 3
 
 
+def _cpu_times() -> Tuple[float, float]:
+    """(all, steal) CPU time of the machine so far in clock ticks (/proc/stat); steal is time a virtual
+    machine's CPUs were ready but the host ran something else, so a rate dip with steal is not the node's."""
+    try:
+        fields = [float(v) for v in Path('/proc/stat').read_text().split('\n', 1)[0].split()[1:]]
+        return sum(fields[:8]), fields[7]
+    except (OSError, ValueError, IndexError):
+        return float('nan'), float('nan')
+
+
 class _Sampler:
     """Turns the collector's depth arrivals and the node's diagnostics into one CSV row per period."""
 
-    def __init__(self, client, pid: int, sent: Dict[int, float]) -> None:
+    def __init__(self, client, pid: int, sent: Dict[int, float], smaps=None) -> None:
         self.client, self.pid, self.sent = client, pid, sent
+        self.smaps = smaps                  # csv.writer for per-mapping rows, or None
         self.seen: Dict[int, int] = {}      # depth stamp -> times received
         self.last_t = time.monotonic()
         self.last_count = 0
         self.last_received = 0
         self.last_drops = (0, 0)
         self.last_arrival = time.monotonic()
+        self.last_cpu = _cpu_times()
         self.max_gap = 0.0                  # longest time between consecutive depth arrivals (s)
 
     def hang(self, now: float) -> float:
@@ -119,8 +142,13 @@ class _Sampler:
                                          'dropped_overload': 0}
         drops = (books['dropped_overload'], books['dropped_total'] - books['dropped_overload'])
         load = _loadavg()
+        cpu = _cpu_times()
+        ticks = cpu[0] - self.last_cpu[0]
+        steal = (cpu[1] - self.last_cpu[1]) / ticks * 100 if ticks > 0 else float('nan')
+        self.last_cpu = cpu
+        mem = process_memory(self.pid)
         row = {
-            't_s': now - t0, 'rss_mb': node_rss_mb(self.pid),
+            't_s': now - t0, 'rss_mb': mem['rss_mb'],
             'input_hz': (books['received'] - self.last_received) / dt,
             'output_hz': (count - self.last_count) / dt,
             'latency_p50_ms': float(np.percentile(lat, 50)) if lat else float('nan'),
@@ -128,8 +156,15 @@ class _Sampler:
             'dropped_per_min': (sum(drops) - sum(self.last_drops)) * 60.0 / dt,
             'dropped_overload': drops[0], 'dropped_other': drops[1],
             'received': books['received'], 'published': books['published'],
-            'load1': load[0], 'load5': load[1],
+            'load1': load[0], 'load5': load[1], 'cpu_steal_pct': steal,
+            **{k: mem[k] for k in MEMORY_PARTS[:3]},
+            **{k: float(d.get(k, 'nan')) if d else float('nan') for k in MEMORY_PARTS[3:]},
+            **{k: int(d.get(k, 0)) if d else 0 for k in ('frames_tracking', 'frames_initializing',
+                                                          'frames_lost')},
         }
+        if self.smaps is not None:
+            for m in mappings(self.pid, SMAPS_MIN_KB):
+                self.smaps.writerow([f'{now - t0:.1f}', m.key, m.size_kb, m.rss_kb])
         self.last_t, self.last_count, self.last_drops = now, count, drops
         self.last_received = books['received']
         return row
@@ -160,8 +195,9 @@ def run_soak(args: argparse.Namespace) -> Dict[str, object]:
 
     width, height = (int(v) for v in args.input.lower().split('x'))
     images, K = _frames(40, height, width)
-    params = {'diagnostics_period': 1.0}
+    params = {'diagnostics_period': 1.0, **getattr(args, 'overrides', {})}
     proc = NodeProcess(params).start()
+    smaps_file = None
     client = SfmClient(topics=['depth', '/diagnostics'], keep=2000)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -177,7 +213,12 @@ def run_soak(args: argparse.Namespace) -> Dict[str, object]:
             i += 1
             time.sleep(1.0 / args.rate)
         sent: Dict[int, float] = {}
-        sampler = _Sampler(client, proc.proc.pid, sent)
+        smaps = None
+        if getattr(args, 'smaps', False):
+            smaps_file = open(out_dir / 'smaps.csv', 'w', newline='')
+            smaps = csv.writer(smaps_file)
+            smaps.writerow(['t_s', 'mapping', 'size_kb', 'rss_kb'])
+        sampler = _Sampler(client, proc.proc.pid, sent, smaps)
         client.outputs.wait(lambda o: False, 1.0)
         sampler.row(time.monotonic())                       # baseline (not written)
         n_sent_before = accounting(client.diagnostics())['received']
@@ -214,6 +255,8 @@ def run_soak(args: argparse.Namespace) -> Dict[str, object]:
         result['duplicates'] = sum(1 for n in sampler.seen.values() if n > 1)
         result['depth_received'] = client.outputs.count('depth')
     finally:
+        if smaps_file is not None:
+            smaps_file.close()
         client.close()
         result['returncode'] = proc.stop(signal.SIGINT, 60)
         result['log'] = proc.log()[-3000:]
@@ -257,6 +300,27 @@ def goals(result: Dict[str, object], minutes: float, hang: float) -> List[tuple]
     return g
 
 
+def summary_lines(rows: List[Dict[str, float]]) -> List[str]:
+    """Where the memory went (growth of each part after minute 2, 1-min medians) and how steady the rate is."""
+    t = np.array([r['t_s'] for r in rows])
+    t2 = min(120.0, t[-1] / 3) if len(t) else 0.0
+    parts = []
+    for key in MEMORY_PARTS:
+        v = np.array([r.get(key, float('nan')) for r in rows], dtype=float)
+        if np.isfinite(v[t >= t2]).sum() >= 2:
+            parts.append(f'{key[:-3]} {rss_growth(t, v, t2)[0]:+.1f}')
+    lines = ['# memory growth after minute 2 (MB, 1-min medians): ' + (', '.join(parts) or 'n/a')]
+    published = np.array([r['published'] for r in rows], dtype=float)
+    step = max(1, int(round(60.0 / np.median(np.diff(t))))) if len(t) > 2 else len(t) + 1
+    ends = np.arange(step, len(t), step)                # sample indices one minute apart
+    per_min = list((published[ends] - published[ends - step]) / (t[ends] - t[ends - step]))
+    if len(per_min) >= 2:
+        m = float(np.mean(per_min))
+        lines.append(f'# output rate per minute: mean {m:.2f} Hz, sd {np.std(per_min):.2f} '
+                     f'({np.std(per_min) / m * 100:.1f} %), min {min(per_min):.2f}, max {max(per_min):.2f}')
+    return lines
+
+
 def longest_gap(arrivals: List[float], since: float) -> Tuple[float, float]:
     """(longest gap, newest time) of the arrival times ``arrivals`` (any order) following ``since``.
 
@@ -294,8 +358,12 @@ def plot(rows: List[Dict[str, float]], path: Path, title: str) -> Optional[Path]
         return None
     t = np.array([r['t_s'] for r in rows]) / 60
     fig, ax = plt.subplots(4, 1, figsize=(9, 10), sharex=True)
-    ax[0].plot(t, [r['rss_mb'] for r in rows])
-    ax[0].set_ylabel('node RSS (MiB)')
+    ax[0].plot(t, [r['rss_mb'] for r in rows], label='RSS')
+    for key, label in (('rss_anon_mb', 'anonymous'), ('malloc_in_use_mb', 'malloc in use')):
+        if any(np.isfinite(r.get(key, float('nan'))) for r in rows):
+            ax[0].plot(t, [r.get(key, float('nan')) for r in rows], label=label)
+    ax[0].set_ylabel('node memory (MiB)')
+    ax[0].legend()
     ax[1].plot(t, [r['input_hz'] for r in rows], label='input')
     ax[1].plot(t, [r['output_hz'] for r in rows], label='depth out')
     ax[1].set_ylabel('rate (Hz)')
@@ -328,7 +396,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--warmup', type=float, default=30.0, help='seconds streamed before sampling')
     parser.add_argument('--timeout', type=float, default=300.0, help='start-up / warm-up limit (s)')
     parser.add_argument('--out', default='soak', help='folder for soak.csv and soak.png')
+    parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE',
+                        help='node parameter override (repeatable), e.g. --set metric.threads=1')
+    parser.add_argument('--smaps', action='store_true',
+                        help=f'also write smaps.csv: every mapping with >= {SMAPS_MIN_KB} kB resident, each sample')
     args = parser.parse_args(argv)
+    try:
+        args.overrides = parse_overrides(args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(150, 230)))
@@ -338,7 +414,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     machine = (f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores, '
                f'torch {torch.__version__}, '
                f'load at start {" ".join(f"{v:.2f}" for v in _loadavg())}')
-    print(f'# soak: {args.minutes:g} min at {args.rate:g} Hz, {args.input}, node defaults; {machine}',
+    setting = ', '.join(f'{k}={v}' for k, v in args.overrides.items()) or 'node defaults'
+    print(f'# soak: {args.minutes:g} min at {args.rate:g} Hz, {args.input}, {setting}; {machine}',
           flush=True)
     result = run_soak(args)
     rows = result['rows']
@@ -353,9 +430,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'# samples {len(rows)}, load1 mean {load.mean():.2f} '
           f'(min {load.min():.2f}, max {load.max():.2f}); '
           f'latency p50 {lat50:.0f} ms, p95 {lat95:.0f} ms (median over samples); '
+          f'cpu steal {np.nanmean([r["cpu_steal_pct"] for r in rows]):.1f} %, '
           f'input {np.mean([r["input_hz"] for r in rows]):.2f} Hz, '
           f'drops/min {np.mean([r["dropped_per_min"] for r in rows]):.0f}')
     print(f'# csv {Path(args.out) / "soak.csv"}' + (f', png {png}' if png else ''))
+    for line in summary_lines(rows):
+        print(line)
     print(f'| {"goal":<58} | {"measured":<44} | ok |')
     print(f'|{"-" * 60}|{"-" * 46}|----|')
     ok_all = True

@@ -81,6 +81,7 @@ class NodeStats:
             'publish': LatencyWindow(),              # conversions + publish of all outputs
         }
         self.max_queue_depth = 0   # most frames ever waiting for the inference thread
+        self.states: Counter = Counter()   # processed frames by the estimator's tracking state
 
     def image_received(self) -> None:
         with self._lock:
@@ -108,10 +109,13 @@ class NodeStats:
                 self.last_drop_reason[reason] = detail
             self.drops[reason] = count
 
-    def frame_processed(self, inference_ms: float) -> None:
+    def frame_processed(self, inference_ms: float, state: str = '') -> None:
+        """One frame answered in ``inference_ms``; ``state`` (tracking, initializing, lost) is counted."""
         with self._lock:
             self.processed += 1
             self.latency['inference'].add(inference_ms)
+            if state:
+                self.states[state] += 1
 
     def frame_published(self, receive_to_publish_ms: float, stamp_to_publish_ms: float,
                         publish_ms: float) -> None:
@@ -134,7 +138,7 @@ class NodeStats:
                 'processed': self.processed, 'published': self.published,
                 'drops': dict(self.drops), 'drop_details': dict(self.last_drop_reason),
                 'input_rate_hz': self.input_rate.rate(), 'output_rate_hz': self.output_rate.rate(),
-                'max_queue_depth': self.max_queue_depth,
+                'max_queue_depth': self.max_queue_depth, 'states': dict(self.states),
             }
             for name, window in self.latency.items():
                 snap[f'{name}_p50_ms'] = window.percentile(50)
