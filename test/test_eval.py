@@ -104,18 +104,18 @@ def test_short_bag_has_error_maps_and_says_why_pose_is_missing(tmp_path):
 
 
 def test_overwrite_replaces_the_old_report_atomically(bag, tmp_path, monkeypatch):
-    import dro_depth.evaluation.bag_eval as bag_eval
+    import dro_depth.evaluation.report_folder as report_folder
     path, _ = bag
     out = tmp_path / 'o'
     out.mkdir()
     (out / 'old.txt').write_text('previous report')
     renames = []
-    real = bag_eval._replace_atomically
+    real = report_folder.replace_atomically
 
     def watch(new, target):
         renames.append((target / 'old.txt').is_file())        # the old report is still in place ...
         real(new, target)
-    monkeypatch.setattr(bag_eval, '_replace_atomically', watch)
+    monkeypatch.setattr(report_folder, 'replace_atomically', watch)
     assert eval_main(['--bag', str(path), *ARGS, '--max-frames', '2', '--out', str(out), '--overwrite']) == 0
     assert renames == [True] and not (out / 'old.txt').exists() and (out / 'metrics.json').is_file()
     assert not list(tmp_path.glob('.o.*'))                        # ... until the new one has replaced it

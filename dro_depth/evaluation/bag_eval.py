@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -34,6 +32,7 @@ import numpy as np
 from dro_depth.data.bags import BagError, read_bag
 from dro_depth.errors import DroDepthError
 from dro_depth.sfm.estimator import EstimatorConfig, SfmEstimator, TrackingState
+from .report_folder import check_output, report_folder
 from .scores import DepthMetricAccumulator, PoseMetricError, ate, length_error, rpe
 
 __all__ = ['EvalOptions', 'evaluate_bag', 'main']
@@ -145,18 +144,14 @@ def evaluate_bag(opts: EvalOptions) -> Dict[str, Any]:
     from dro_depth.data.bag_writer import BagWriter
 
     out = Path(opts.out)
-    if out.exists() and not opts.overwrite:
-        raise FileExistsError(f'output folder {out} exists; pass --overwrite to replace it')
+    check_output(out, opts.overwrite)
     frames = read_bag(opts.bag, image_topic=opts.image_topic, camera_info_topic=opts.camera_info_topic,
                       depth_topic=opts.depth_gt_topic or None, pose_topic=opts.pose_gt_topic or None)
     estimator = SfmEstimator(opts.estimator)
     total = _count_messages(opts.bag, opts.image_topic)
     if opts.max_frames and total:
         total = min(total, opts.max_frames)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f'.{out.name}.tmp-{uuid.uuid4().hex[:8]}'
-    tmp.mkdir()
-    try:
+    with report_folder(out) as tmp:
         acc = DepthMetricAccumulator(opts.min_depth, opts.max_depth)
         rows: List[Dict[str, Any]] = []
         est_poses, gt_poses, stamps, maps = [], [], [], []
@@ -231,29 +226,7 @@ def evaluate_bag(opts: EvalOptions) -> Dict[str, Any]:
             json.dump(rows, f, default=float)
         _plots(tmp, rows, np.stack(est_poses) if est_poses else np.zeros((0, 4, 4)),
                np.stack(gt_poses) if gt_poses else None, maps)
-        _replace_atomically(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        logger.error('evaluation failed: nothing was written to %s', out)
-        raise
     return metrics
-
-
-def _replace_atomically(new: Path, out: Path) -> None:
-    """Move ``new`` to ``out``; an existing ``out`` is moved aside first and deleted only afterwards, so
-    at every moment either the old or the new report is complete at ``out``'s place."""
-    old = None
-    if out.exists():
-        old = out.parent / f'.{out.name}.old-{uuid.uuid4().hex[:8]}'
-        out.rename(old)
-    try:
-        new.rename(out)
-    except BaseException:
-        if old is not None:
-            old.rename(out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _summary(metrics: Dict[str, Any]) -> str:

@@ -28,11 +28,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import shutil
 import textwrap
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -42,14 +39,13 @@ import numpy as np
 from dro_depth.data.bags import BagError
 from dro_depth.data.stereo_bags import StereoBagFrame, StereoBagReader, StereoTopics
 from dro_depth.stereo.calibration import StereoCalibration, StereoCalibrationError
-from .bag_eval import _replace_atomically
 from . import stereo_eval
+from .report_folder import check_output, report_folder
 from .stereo_eval import build_parser, method_runners, parse_methods, run_middlebury
 from .stereo_scores import DisparityAccumulator, interpolate_background
 
 __all__ = ['StereoBagOptions', 'evaluate_stereo_bag', 'format_bag_table', 'main']
 
-logger = logging.getLogger(__name__)
 
 Runner = Tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]
 DEFAULT_TOPICS = StereoTopics(left='/left/image', right='/right/image', left_info='/left/camera_info',
@@ -183,8 +179,7 @@ def evaluate_stereo_bag(opts: StereoBagOptions, runners: List[Runner]) -> Dict[s
         it lacks (the message lists its topics), or no frame that could be evaluated (with the reasons).
     """
     out = Path(opts.out)
-    if out.exists() and not opts.overwrite:
-        raise FileExistsError(f'output folder {out} exists; pass --overwrite to replace it')
+    check_output(out, opts.overwrite)
     reader = StereoBagReader(opts.bag, opts.topics)
     accs, lat, rows, maps, calib0 = _score_frames(opts, reader, runners)
     if not rows:
@@ -201,20 +196,12 @@ def evaluate_stereo_bag(opts: StereoBagOptions, runners: List[Runner]) -> Dict[s
                                                                   'mean': float(np.mean(t))})
                     for (name, _), acc, t in zip(runners, accs, lat)],
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f'.{out.name}.tmp-{uuid.uuid4().hex[:8]}'
-    tmp.mkdir()
-    try:
+    with report_folder(out) as tmp:
         (tmp / 'metrics.json').write_text(json.dumps(metrics, indent=2, default=float))
         (tmp / 'per_frame.json').write_text(json.dumps(rows, default=float))
         (tmp / 'summary.md').write_text(format_bag_table(metrics) + '\n')
         if maps:
             _plot_error_maps(tmp / 'error_maps.png', maps, [name for name, _ in runners])
-        _replace_atomically(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        logger.error('evaluation failed: nothing was written to %s', out)
-        raise
     return metrics
 
 
