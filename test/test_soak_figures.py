@@ -53,6 +53,7 @@ def test_summary_attributes_a_step_to_the_part_that_grew_and_measures_rate_wande
                                 malloc_free_mb=np.full_like(t, 5.0), published=published))
     memory, rate = lines
     assert 'rss_anon +12.0' in memory and 'rss_file +0.0' in memory and 'malloc_in_use +0.0' in memory
+    assert 'private (anon + file) +12.0' in memory
     assert 'mean 5.50 Hz' in rate and 'sd 0.50' in rate and 'min 5.00' in rate and 'max 6.00' in rate
 
 
@@ -68,3 +69,31 @@ def test_overrides_are_typed_and_malformed_ones_refused():
     for bad in ('threads', '=3'):
         with pytest.raises(ValueError, match='name=value'):
             parse_overrides([bad])
+
+
+def test_rate_trend_finds_a_decay_and_not_noise():
+    from dro_depth.ros.soak import rate_trend
+
+    rng = np.random.default_rng(0)
+    minutes = np.arange(30)
+    decaying = 5.0 * (1 - 0.10 * minutes / 29) + rng.normal(0, 0.05, 30)      # -10 % over the run
+    change, interval = rate_trend(decaying)
+    assert change == pytest.approx(-10.0, abs=1.5) and 0 < interval < 3
+    change, interval = rate_trend(5.0 + rng.normal(0, 0.2, 30))                  # 4 % noise, no trend
+    assert abs(change) <= interval
+    assert rate_trend(np.array([5.0, 5.1, 4.9])) is None
+
+
+def test_rss_goal_is_judged_on_floors_so_transients_do_not_count_but_a_leak_does():
+    from dro_depth.ros.soak import goals
+
+    t = np.arange(10.0, 1810.0, 10.0)
+    late = t > 1000                                          # transient 3.7 MB buffers caught in late reads
+    instant = 1200.0 + np.where(late & (np.arange(len(t)) % 3 != 0), 3.7, 0.0) + np.where(late, 2.0, 0.0)
+    rows = _rows(t, rss_mb=instant, rss_floor_mb=np.full_like(t, 1190.0), output_hz=np.full_like(t, 5.0))
+    result = {'rows': rows, 'hang_s': 0.5}
+    rss_goal = goals(result, 30.0, 10.0)[0]
+    assert rss_goal[2] and '+0.0 MB' in rss_goal[1] and 'instant samples +5.7' in rss_goal[1], rss_goal
+    leak = 1190.0 + 0.3 * t / 60.0                           # the floor itself rises 0.3 MB/min: a leak
+    rows = _rows(t, rss_mb=leak + 4.0, rss_floor_mb=leak, output_hz=np.full_like(t, 5.0))
+    assert not goals({'rows': rows, 'hang_s': 0.5}, 30.0, 10.0)[0][2]
