@@ -81,8 +81,7 @@ class Session:
 
     def close(self):
         self.client.close()
-        if self.proc.alive():
-            self.proc.stop(signal.SIGKILL)
+        self.proc.stop()        # SIGINT: a clean exit removes the node's DDS shared-memory segment
 
 
 @pytest.fixture(scope='module')

@@ -97,3 +97,17 @@ def test_rss_goal_is_judged_on_floors_so_transients_do_not_count_but_a_leak_does
     leak = 1190.0 + 0.3 * t / 60.0                           # the floor itself rises 0.3 MB/min: a leak
     rows = _rows(t, rss_mb=leak + 4.0, rss_floor_mb=leak, output_hz=np.full_like(t, 5.0))
     assert not goals({'rows': rows, 'hang_s': 0.5}, 30.0, 10.0)[0][2]
+
+
+def test_images_lost_in_dds_are_shown_but_are_not_a_node_goal():
+    from dro_depth.ros.soak import goals
+
+    t = np.arange(10.0, 400.0, 10.0)
+    rows = _rows(t, rss_mb=np.full_like(t, 1000.0), output_hz=np.full_like(t, 5.0))
+    books = {'received': 997, 'processed': 200, 'published': 200, 'dropped_total': 797, 'pending': 0,
+             'balance': 0, 'dropped_internal_error': 0}
+    table = goals({'rows': rows, 'hang_s': 0.5, 'books': books, 'sent': 1000, 'alive': True,
+                   'returncode': 0, 'duplicates': 0, 'depth_received': 200}, 6.5, 10.0)
+    transport = [g for g in table if 'best-effort DDS' in g[0]]
+    assert transport == [(transport[0][0], '3 of 1000 sent', None)]
+    assert all(ok for _, _, ok in table if ok is not None)                 # the node's goals all hold
