@@ -36,6 +36,13 @@ M_ARENA_MAX = -8
 LARGE_FRAME_PIXELS = 1920 * 1080
 
 
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (2.33+): every field a size_t, summed over all arenas."""
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        'arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks',
+        'keepcost')]
+
+
 def glibc() -> Optional[Any]:
     """The C library (ctypes) when it is glibc on Linux with mallopt and malloc_trim, else None."""
     if not sys.platform.startswith('linux') or platform.libc_ver()[0] != 'glibc':
@@ -50,14 +57,10 @@ def glibc() -> Optional[Any]:
     libc.mallopt.restype = ctypes.c_int
     libc.malloc_trim.argtypes = [ctypes.c_size_t]
     libc.malloc_trim.restype = ctypes.c_int
+    if hasattr(libc, 'mallinfo2'):                # glibc 2.33+
+        libc.mallinfo2.argtypes = []
+        libc.mallinfo2.restype = _MallInfo2
     return libc
-
-
-class _MallInfo2(ctypes.Structure):
-    """glibc's ``struct mallinfo2`` (2.33+): every field a size_t, summed over all arenas."""
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        'arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks',
-        'keepcost')]
 
 
 def heap_usage(libc: Optional[Any] = None) -> dict:
@@ -71,12 +74,9 @@ def heap_usage(libc: Optional[Any] = None) -> dict:
     fragmentation) or outside it (libraries' own mmaps, thread stacks, shared memory, code pages).
     """
     libc = libc if libc is not None else glibc()
-    fn = getattr(libc, 'mallinfo2', None) if libc is not None else None
-    if fn is None:
+    if libc is None or not hasattr(libc, 'mallinfo2'):
         return {}
-    fn.argtypes = []
-    fn.restype = _MallInfo2
-    m = fn()
+    m = libc.mallinfo2()
     mib = float(2 ** 20)
     return {'malloc_in_use_mb': round((m.uordblks + m.hblkhd) / mib, 2),
             'malloc_free_mb': round(m.fordblks / mib, 2),

@@ -290,7 +290,7 @@ class SfmNode(Node):
             header = Header(stamp=image.header.stamp, frame_id=self.outputs.camera_frame(image.header))
             result = self.metric.process(result, rgb, header, info)
         self._last_result = result
-        state = str(getattr(result.state, 'value', result.state))
+        state = result.state.value
         if self.worker.stopping:
             self.stats.frame_processed(inference_ms, state)
             return

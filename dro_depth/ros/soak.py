@@ -138,8 +138,11 @@ class _Sampler:
         now = time.monotonic()
         if now - self.last_probe < PROBE_PERIOD:
             return
+        self._fold(process_memory(self.pid), now)
+
+    def _fold(self, mem: Dict[str, float], now: float) -> None:
+        """Lower the floors with one reading of :func:`process_memory` taken at ``now``."""
         self.last_probe = now
-        mem = process_memory(self.pid)
         self.floors = [min(self.floors[0], mem['rss_mb']),
                        min(self.floors[1], mem['rss_anon_mb'] + mem['rss_file_mb'])]
 
@@ -169,8 +172,7 @@ class _Sampler:
         steal = (cpu[1] - self.last_cpu[1]) / ticks * 100 if ticks > 0 else float('nan')
         self.last_cpu = cpu
         mem = process_memory(self.pid)
-        self.last_probe = 0.0
-        self.probe()
+        self._fold(mem, now)                               # this read counts towards the period's floors
         floors, self.floors = self.floors, [float('inf'), float('inf')]
         row = {
             't_s': now - t0, 'rss_mb': mem['rss_mb'],
@@ -341,18 +343,15 @@ def summary_lines(rows: List[Dict[str, float]]) -> List[str]:
     """Where the memory went (growth of each part after minute 2, 1-min medians) and how steady the rate is."""
     t = np.array([r['t_s'] for r in rows])
     t2 = min(120.0, t[-1] / 3) if len(t) else 0.0
-    parts = []
-    for key in MEMORY_PARTS:
-        v = np.array([r.get(key, float('nan')) for r in rows], dtype=float)
-        if np.isfinite(v[t >= t2]).sum() >= 2:
-            parts.append(f'{key[:-3]} {rss_growth(t, v, t2)[0]:+.1f}')
-    private = np.array([r.get('rss_anon_mb', float('nan')) + r.get('rss_file_mb', float('nan')) for r in rows])
-    if np.isfinite(private[t >= t2]).sum() >= 2:      # all but shared memory (DDS segments, bounded by size)
-        parts.insert(0, f'private (anon + file) {rss_growth(t, private, t2)[0]:+.1f}')
-    for key in ('private_floor_mb', 'rss_floor_mb'):   # the least of ~1 s reads in each sample period
-        v = np.array([r.get(key, float('nan')) for r in rows], dtype=float)
-        if np.isfinite(v[t >= t2]).sum() >= 2:
-            parts.insert(0, f'{key[:-3].replace("_", " ")} {rss_growth(t, v, t2)[0]:+.1f}')
+    def column(key: str) -> np.ndarray:
+        return np.array([r.get(key, float('nan')) for r in rows], dtype=float)
+
+    series = [('rss floor', column('rss_floor_mb')),              # the least of ~1 s reads in each period
+              ('private floor', column('private_floor_mb')),
+              ('private (anon + file)', column('rss_anon_mb') + column('rss_file_mb')),   # all but DDS shm
+              *((key[:-3], column(key)) for key in MEMORY_PARTS)]
+    parts = [f'{label} {rss_growth(t, v, t2)[0]:+.1f}' for label, v in series
+             if np.isfinite(v[t >= t2]).sum() >= 2]
     lines = ['# memory growth after minute 2 (MB, 1-min medians): ' + (', '.join(parts) or 'n/a')]
     published = np.array([r['published'] for r in rows], dtype=float)
     step = max(1, int(round(60.0 / np.median(np.diff(t))))) if len(t) > 2 else len(t) + 1
